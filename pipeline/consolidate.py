@@ -1,0 +1,138 @@
+"""Newest submission per unit, statuses, province totals and quota achievement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.form import FormDefinition
+from pipeline.issues import Issue, make_issue
+from pipeline.registry import Registry
+
+STATUSES = ("accepted", "rejected", "superseded", "ignored", "missing")
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    """Everything the pipeline learnt about one inbox file."""
+
+    name: str
+    path: Path
+    size: int
+    mtime: float
+    sha256: str = ""
+    format: str = ""
+    sheet: str = ""
+    sheets: tuple[str, ...] = ()
+    unit: str = ""
+    unit_source: str = ""  # "unit_line" | "file_name"
+    status: str = ""
+    values: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    cells: dict[tuple[int, str], str] = field(default_factory=dict)
+    total: dict[str, int | None] = field(default_factory=dict)
+    total_cells: dict[str, str] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for i in self.issues if i.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for i in self.issues if i.severity == "warning")
+
+    @property
+    def has_errors(self) -> bool:
+        return self.errors > 0
+
+
+@dataclass(slots=True)
+class QuotaLine:
+    unit: str
+    year: int
+    allocated: int | None
+    reported: int | None
+    admitted: int | None
+
+    @property
+    def achievement(self) -> float | None:
+        if self.allocated in (None, 0) or self.admitted is None:
+            return None
+        return self.admitted / self.allocated
+
+
+@dataclass(slots=True)
+class Consolidation:
+    form: FormDefinition
+    registry: Registry
+    files: list[FileOutcome]
+    submissions: dict[str, FileOutcome]  # unit code → its newest file, accepted or not
+    missing: list[str]
+    totals: dict[tuple[int, str], int]
+    issues: list[Issue]  # every issue of the run, files first, then missing units
+    province: str = "Bình Dương"
+    created: datetime = field(default_factory=datetime.now)
+
+    def accepted(self) -> list[FileOutcome]:
+        return [f for f in self.submissions.values() if f.status == "accepted"]
+
+    def unit_status(self, code: str) -> str:
+        if code in self.submissions:
+            return self.submissions[code].status
+        return "missing"
+
+    def quota_lines(self) -> list[QuotaLine]:
+        admitted_keys = admitted_metrics(self.form)
+        lines = []
+        for unit in self.registry.units:
+            submission = self.submissions.get(unit.code)
+            accepted = submission is not None and submission.status == "accepted"
+            for year in self.form.years:
+                reported = submission.values.get((year, "quota_assigned")) if accepted else None
+                admitted = sum(submission.values.get((year, k)) or 0 for k in admitted_keys) if accepted else None
+                lines.append(QuotaLine(unit.code, year, self.registry.quotas.get((unit.code, year)), reported, admitted))
+        return lines
+
+
+def admitted_metrics(form: FormDefinition) -> tuple[str, ...]:
+    """The metrics that count people admitted to the Party (the left side of the admitted rule)."""
+    for rule in form.rules:
+        if rule.code == "admitted_exceeds_outstanding":
+            return rule.left
+    return tuple(k for k in form.metric_keys if k.startswith("admitted_"))
+
+
+def consolidate(files: list[FileOutcome], registry: Registry, form: FormDefinition) -> Consolidation:
+    """Assign statuses: newest file per unit (by mtime, ties by name) counts; others are superseded."""
+    by_unit: dict[str, list[FileOutcome]] = {}
+    for outcome in files:
+        if outcome.status == "ignored":
+            continue
+        outcome.status = "rejected" if outcome.has_errors else "accepted"
+        if outcome.unit:
+            by_unit.setdefault(outcome.unit, []).append(outcome)
+    submissions: dict[str, FileOutcome] = {}
+    for code, candidates in by_unit.items():
+        candidates.sort(key=lambda f: (f.mtime, f.name))
+        newest = candidates[-1]
+        submissions[code] = newest
+        for older in candidates[:-1]:
+            older.status = "superseded"
+            older.issues.append(make_issue("file_superseded", newer=newest.name, unit=code, file=older.name))
+    missing = [u.code for u in registry.units if u.code not in submissions]
+    totals: dict[tuple[int, str], int] = {(y, m): 0 for y in form.years for m in form.metric_keys}
+    for outcome in submissions.values():
+        if outcome.status != "accepted":
+            continue
+        for key in totals:
+            totals[key] += outcome.values.get(key) or 0
+    issues: list[Issue] = []
+    for outcome in files:
+        issues.extend(replace(i, unit=outcome.unit, file=outcome.name) for i in outcome.issues)
+        outcome.issues = [replace(i, unit=outcome.unit, file=outcome.name) for i in outcome.issues]
+    issues.extend(make_issue("unit_missing", unit=code) for code in missing)
+    ordered = {code: submissions[code] for code in registry.codes if code in submissions}
+    ordered.update({code: f for code, f in submissions.items() if code not in ordered})
+    return Consolidation(form=form, registry=registry, files=files, submissions=ordered, missing=missing,
+                         totals=totals, issues=issues)

@@ -1,0 +1,81 @@
+"""Which unit sent a file: the unit line of the form first, then the file name."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.registry import Registry
+from pipeline.textnorm import fold_name
+
+# Words that say "executive committee" and nothing about which unit.
+_NOISE = re.compile(r"\b(?:bch|ban chap hanh)\b")
+# File-name words that are about the report, not the unit.
+_FILE_NOISE = re.compile(
+    r"\b(?:bao cao|bc|bieu mau|mau|phat trien dang|ptd|ket qua|so lieu|lan \d+|ban \d+|v\d+|final|xlsx?|ods|"
+    r"xlsm|copy|sua|moi|nam \d{4}|20\d\d|\d+)\b"
+)
+
+
+@dataclass(frozen=True)
+class Identification:
+    code: str  # empty when not identified
+    source: str  # "unit_line" | "file_name" | ""
+    candidates: tuple[str, ...] = ()  # codes that tied, for an ambiguous text
+    text: str = ""  # the text that was matched or that tied
+    conflict: str = ""  # a code the file name suggests when it differs from the unit line's
+
+
+class UnitMatcher:
+    """Longest whole-word match of a unit's folded names inside a folded text; ties are ambiguous."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._names: list[tuple[str, str]] = []  # (folded name, unit code)
+        for unit in registry.units:
+            names = {unit.name, *unit.aliases} | ({unit.code} if len(unit.code) >= 3 else set())
+            for name in names:
+                folded = _NOISE.sub(" ", fold_name(name)).split()
+                if folded:
+                    self._names.append((" ".join(folded), unit.code))
+        # Longest names first, so "bac tan uyen" is tried before "tan uyen".
+        self._names.sort(key=lambda item: -len(item[0].split()))
+
+    def match(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """(code, ()) on a unique match, ("", candidates) when ambiguous, ("", ()) when nothing."""
+        folded = " ".join(_NOISE.sub(" ", fold_name(text)).split())
+        if not folded:
+            return "", ()
+        padded = f" {folded} "
+        best_length = 0
+        found: list[str] = []
+        for name, code in self._names:
+            length = len(name.split())
+            if length < best_length:
+                break
+            if f" {name} " in padded:
+                best_length = length
+                if code not in found:
+                    found.append(code)
+        if len(found) == 1:
+            return found[0], ()
+        return "", tuple(found)
+
+
+def identify(unit_line: str, file_name: str, matcher: UnitMatcher) -> Identification:
+    stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    file_text = _FILE_NOISE.sub(" ", fold_name(stem.replace("_", " ")))
+    line_code, line_ties = matcher.match(unit_line) if unit_line else ("", ())
+    file_code, file_ties = matcher.match(file_text)
+    if line_code:
+        conflict = file_code if file_code and file_code != line_code else ""
+        return Identification(line_code, "unit_line", text=unit_line, conflict=conflict)
+    if line_ties:
+        # The file name may settle a tie the unit line left open.
+        if file_code in line_ties:
+            return Identification(file_code, "file_name", text=file_name)
+        return Identification("", "", candidates=line_ties, text=unit_line)
+    if file_code:
+        return Identification(file_code, "file_name", text=file_name)
+    if file_ties:
+        return Identification("", "", candidates=file_ties, text=file_name)
+    return Identification("", "")

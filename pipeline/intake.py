@@ -1,0 +1,72 @@
+"""Scan the inbox: every file gets an entry; junk is recognised here and never opened."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.textnorm import nfc
+
+SPREADSHEET_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
+_SYSTEM_FILES = {"thumbs.db": "tệp hệ thống của Windows", "desktop.ini": "tệp hệ thống của Windows",
+                 "ehthumbs.db": "tệp hệ thống của Windows", ".ds_store": "tệp hệ thống của macOS"}
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFile:
+    path: Path
+    name: str  # relative to the inbox, "/"-separated, NFC: the name users and exports see
+    size: int
+    mtime: float
+    junk_reason: str = ""  # Vietnamese; empty for a file to read
+
+    @property
+    def extension(self) -> str:
+        return Path(self.name).suffix.lower()
+
+
+def junk_reason(name: str) -> str:
+    """Why a file is not a submission, in Vietnamese; empty when it should be read."""
+    base = name.rsplit("/", 1)[-1]
+    lower = base.lower()
+    if lower in _SYSTEM_FILES:
+        return _SYSTEM_FILES[lower]
+    if base.startswith("~$") or base.startswith(".~lock."):
+        return "tệp khoá tạm của Office/LibreOffice khi đang mở tệp"
+    if base.startswith("."):
+        return "tệp ẩn"
+    if Path(lower).suffix not in SPREADSHEET_EXTENSIONS:
+        suffix = Path(base).suffix or "(không có đuôi)"
+        return f"không phải tệp bảng tính ({suffix})"
+    return ""
+
+
+def scan(inbox: Path) -> list[InboxFile]:
+    """All regular files below the inbox, sorted by name. Hidden folders are skipped whole."""
+    found: list[InboxFile] = []
+    inbox = Path(inbox)
+    for root, dirs, files in os.walk(inbox):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for filename in files:
+            path = Path(root) / filename
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if not path.is_file() or path.is_symlink():
+                continue
+            name = nfc(path.relative_to(inbox).as_posix())
+            found.append(InboxFile(path=path, name=name, size=st.st_size, mtime=st.st_mtime,
+                                   junk_reason=junk_reason(name)))
+    found.sort(key=lambda f: f.name)
+    return found
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,218 @@
+"""Parse untrusted files in persistent worker processes with a memory cap and a per-file deadline.
+
+A parser that aborts the process (python-calamine does on some crafted files), loops, or eats all
+memory takes down only its worker: that one file gets an error issue, the worker is replaced, and
+the files queued behind it are read by the next one. Workers are forked once and fed in chunks, so
+isolation costs a few microseconds per file, not a process start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+from pipeline.form import FormDefinition
+from pipeline.issues import make_issue
+from pipeline.read import ReadResult, read_submission
+from pipeline.screen import DEFAULT_LIMITS, Limits
+
+CHUNK = 16  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
+
+
+@dataclass(frozen=True)
+class IsolationSettings:
+    workers: int = 2
+    timeout_seconds: float = 30.0
+    memory_mb: int = 768  # address space a worker may add on top of what it starts with
+
+
+@dataclass(slots=True)
+class ReadOutcome:
+    sha256: str
+    result: ReadResult
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_one(path: Path, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> ReadOutcome:
+    try:
+        sha = sha256_file(path)
+    except OSError as exc:
+        return ReadOutcome("", ReadResult("rejected", issues=[make_issue("file_unreadable", detail=str(exc))]))
+    return ReadOutcome(sha, read_submission(path, form, limits))
+
+
+def _virtual_size() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        # A parser that aborts prints a Rust backtrace; the file's issue says all the user needs.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    try:
+        import resource
+
+        cap = _virtual_size() + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (ImportError, ValueError, OSError):
+        pass  # no RLIMIT_AS on this platform: the deadline still applies
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        for index, path in task:
+            try:
+                outcome = read_one(Path(path), form, limits)
+            except MemoryError:
+                outcome = ReadOutcome("", ReadResult("rejected", issues=[make_issue("reader_out_of_memory")]))
+            conn.send((index, outcome))
+
+
+class _Worker:
+    def __init__(self, context, form: FormDefinition, limits: Limits, memory_mb: int) -> None:
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(target=_worker, args=(child, form, limits, memory_mb), daemon=True)
+        self.process.start()
+        child.close()
+        self.pending: deque[tuple[int, str]] = deque()
+        self.since = time.monotonic()
+
+    def give(self, chunk: list[tuple[int, str]]) -> None:
+        self.pending.extend(chunk)
+        self.since = time.monotonic()
+        self.conn.send(chunk)
+
+    def stop(self, kill: bool = False) -> None:
+        if kill and self.process.is_alive():
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=2)
+        self.conn.close()
+
+
+class ReaderPool:
+    """Reads many files in isolated workers; `read_all` returns one ReadOutcome per path, in order."""
+
+    def __init__(self, form: FormDefinition, settings: IsolationSettings = IsolationSettings(),
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self.form, self.settings, self.limits = form, settings, limits
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._context = multiprocessing.get_context(method)
+        self._workers: list[_Worker] = []
+        self._chunk = CHUNK
+
+    def __enter__(self) -> "ReaderPool":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        while len(self._workers) < max(1, self.settings.workers):
+            self._workers.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self._context, self.form, self.limits, self.settings.memory_mb)
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+    def read_all(self, paths: list[Path]) -> list[ReadOutcome]:
+        self.start()
+        results: list[ReadOutcome | None] = [None] * len(paths)
+        queue: deque[tuple[int, str]] = deque((i, str(p)) for i, p in enumerate(paths))
+        chunk = self._chunk = max(1, min(CHUNK, len(paths) // (4 * len(self._workers)) or 1))
+        for worker in self._workers:
+            self._feed(worker, queue, chunk)
+        while any(worker.pending for worker in self._workers):
+            busy = [w for w in self._workers if w.pending]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.5)
+            now = time.monotonic()
+            for worker in busy:
+                failed = ""
+                if worker.conn in ready:
+                    try:
+                        while worker.conn.poll():
+                            index, outcome = worker.conn.recv()
+                            results[index] = outcome
+                            worker.pending.popleft()
+                            worker.since = time.monotonic()
+                    except (EOFError, OSError):
+                        failed = "crashed"
+                if not failed and worker.pending and worker.process.sentinel in ready and not worker.conn.poll():
+                    failed = "crashed"
+                if not failed and worker.pending and now - worker.since > self.settings.timeout_seconds:
+                    failed = "timeout"
+                if failed:
+                    self._replace(worker, failed, results, queue)
+                elif not worker.pending:
+                    self._feed(worker, queue, chunk)
+        return [r if r is not None else ReadOutcome("", ReadResult("rejected")) for r in results]
+
+    def _feed(self, worker: _Worker, queue: deque, chunk: int) -> None:
+        batch = [queue.popleft() for _ in range(min(chunk, len(queue)))]
+        if batch:
+            worker.give(batch)
+
+    def _replace(self, worker: _Worker, failure: str, results: list, queue: deque) -> None:
+        index, path = worker.pending.popleft()
+        worker.stop(kill=True)
+        exitcode = worker.process.exitcode
+        if failure == "timeout":
+            issue = make_issue("reader_timeout", seconds=f"{self.settings.timeout_seconds:g}")
+        elif exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT):
+            name = signal.Signals(-exitcode).name
+            issue = make_issue("reader_crashed", detail=f"tín hiệu {name}")
+        else:
+            issue = make_issue("reader_crashed", detail=f"mã thoát {exitcode}")
+        try:
+            sha = sha256_file(Path(path))
+        except OSError:
+            sha = ""
+        results[index] = ReadOutcome(sha, ReadResult("rejected", issues=[issue]))
+        queue.extendleft(reversed(worker.pending))
+        worker.pending.clear()
+        replacement = self._spawn()
+        self._workers[self._workers.index(worker)] = replacement
+        self._feed(replacement, queue, self._chunk)
+
+
+def read_in_process(paths: list[Path], form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> list[ReadOutcome]:
+    """The same reading without isolation, for trusted files and debugging."""
+    return [read_one(p, form, limits) for p in paths]

@@ -1,0 +1,128 @@
+"""Run outputs: the consolidated workbook and the CSV exports downstream tools read.
+
+The four CSV files are a contract: column names and order never change, new columns only append.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.consolidate import Consolidation
+
+SUBMISSIONS_COLUMNS = ("file", "unit_code", "status", "modified_at", "sha256", "errors", "warnings")
+VALUES_COLUMNS = ("unit_code", "year", "metric", "value", "file", "sheet", "cell")
+TOTALS_COLUMNS = ("year", "metric", "value")
+ISSUES_COLUMNS = ("unit_code", "file", "sheet", "cell", "severity", "code", "message")
+
+WORKBOOK_NAME = "tong_hop.xlsx"
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """A CSV cell opened in a spreadsheet must never run as a formula."""
+    return "'" + text if text.startswith(_FORMULA_TRIGGERS) else text
+
+
+def modified_at(mtime: float) -> str:
+    return datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds")
+
+
+def submission_rows(consolidation: Consolidation) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for outcome in consolidation.files:
+        rows.append({"file": outcome.name, "unit_code": outcome.unit, "status": outcome.status,
+                     "modified_at": modified_at(outcome.mtime), "sha256": outcome.sha256,
+                     "errors": outcome.errors, "warnings": outcome.warnings})
+    for code in consolidation.missing:
+        rows.append({"file": "", "unit_code": code, "status": "missing", "modified_at": "", "sha256": "",
+                     "errors": 0, "warnings": 0})
+    return rows
+
+
+def value_rows(consolidation: Consolidation) -> list[dict[str, object]]:
+    form = consolidation.form
+    rows: list[dict[str, object]] = []
+    for outcome in consolidation.accepted():
+        for year in form.years:
+            for metric in form.metric_keys:
+                rows.append({"unit_code": outcome.unit, "year": year, "metric": metric,
+                             "value": outcome.values[(year, metric)], "file": outcome.name,
+                             "sheet": outcome.sheet, "cell": outcome.cells.get((year, metric), "")})
+    return rows
+
+
+def total_rows(consolidation: Consolidation) -> list[dict[str, object]]:
+    form = consolidation.form
+    return [{"year": year, "metric": metric, "value": consolidation.totals[(year, metric)]}
+            for year in form.years for metric in form.metric_keys]
+
+
+def issue_rows(consolidation: Consolidation) -> list[dict[str, object]]:
+    return [{"unit_code": i.unit, "file": i.file, "sheet": i.sheet, "cell": i.cell, "severity": i.severity,
+             "code": i.code, "message": i.message} for i in consolidation.issues]
+
+
+def csv_text(columns: tuple[str, ...], rows: list[dict[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: neutralise(v) if isinstance(v, str) else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_csvs(consolidation: Consolidation, folder: Path) -> dict[str, Path]:
+    outputs = {
+        "submissions.csv": csv_text(SUBMISSIONS_COLUMNS, submission_rows(consolidation)),
+        "values.csv": csv_text(VALUES_COLUMNS, value_rows(consolidation)),
+        "totals.csv": csv_text(TOTALS_COLUMNS, total_rows(consolidation)),
+        "issues.csv": csv_text(ISSUES_COLUMNS, issue_rows(consolidation)),
+    }
+    paths = {}
+    for name, text in outputs.items():
+        paths[name] = folder / name
+        write_file_atomic(paths[name], text.encode("utf-8"))
+    return paths
+
+
+def summary(consolidation: Consolidation, run_name: str = "") -> dict[str, object]:
+    """A machine-readable digest of the run (also written as summary.json)."""
+    counts = {status: 0 for status in ("accepted", "rejected", "superseded", "ignored")}
+    for outcome in consolidation.files:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    units = consolidation.registry.units
+    return {
+        "run": run_name,
+        "form": consolidation.form.edition,
+        "units": len(units),
+        "units_accepted": sum(1 for u in units if consolidation.unit_status(u.code) == "accepted"),
+        "units_rejected": sum(1 for u in units if consolidation.unit_status(u.code) == "rejected"),
+        "units_missing": len(consolidation.missing),
+        "files": counts,
+        "missing": list(consolidation.missing),
+        "totals": {str(year): {m: consolidation.totals[(year, m)] for m in consolidation.form.metric_keys}
+                   for year in consolidation.form.years},
+    }
+
+
+def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = "") -> None:
+    from pipeline.workbook import build_workbook
+
+    write_csvs(consolidation, folder)
+    write_file_atomic(folder / "summary.json",
+                      json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8"))
+    write_file_atomic(folder / WORKBOOK_NAME, build_workbook(consolidation))

@@ -1,0 +1,174 @@
+"""The whole pass over an inbox: assess every file, consolidate, and write a run folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from pipeline.consolidate import Consolidation, FileOutcome, consolidate
+from pipeline.form import DEFAULT_FORM, FormDefinition, load_form
+from pipeline.identify import UnitMatcher, identify
+from pipeline.intake import InboxFile, scan
+from pipeline.isolation import IsolationSettings, ReaderPool, ReadOutcome, read_in_process
+from pipeline.issues import make_issue
+from pipeline.normalize import normalize_form
+from pipeline.registry import Registry, load_registry
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Options:
+    registry: Path = Path("templates/don_vi.xlsx")
+    form: Path = DEFAULT_FORM
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)
+    isolate: bool = True
+
+
+def _describe_identification(outcome: FileOutcome, unit_line: str, ident, registry: Registry, sheet: str,
+                             cell: str) -> None:
+    names = {u.code: u.name for u in registry.units}
+    if ident.code:
+        outcome.unit, outcome.unit_source = ident.code, ident.source
+        if ident.source == "file_name":
+            outcome.issues.append(make_issue("unit_from_file_name", unit_line=unit_line or "(không có)",
+                                             sheet=sheet, cell=cell))
+        if ident.conflict:
+            outcome.issues.append(make_issue("unit_name_conflict", unit_line=unit_line,
+                                             other=names.get(ident.conflict, ident.conflict), sheet=sheet, cell=cell))
+    elif ident.candidates:
+        outcome.issues.append(make_issue("unit_ambiguous", text=ident.text,
+                                         candidates=", ".join(names.get(c, c) for c in ident.candidates),
+                                         sheet=sheet, cell=cell, found=ident.text))
+    else:
+        outcome.issues.append(make_issue("unit_unknown", unit_line=unit_line or "(không có)", file=outcome.name,
+                                         sheet=sheet, cell=cell, found=unit_line))
+
+
+def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
+           reads: list[ReadOutcome]) -> list[FileOutcome]:
+    """Identify, normalize and validate files already read (reads[i] belongs to the i-th readable file)."""
+    from pipeline.validate import SubmissionValues, validate
+
+    matcher = UnitMatcher(registry)
+    outcomes: list[FileOutcome] = []
+    to_validate: list[tuple[FileOutcome, SubmissionValues]] = []
+    readable = iter(reads)
+    for entry in files:
+        outcome = FileOutcome(name=entry.name, path=entry.path, size=entry.size, mtime=entry.mtime)
+        outcomes.append(outcome)
+        if entry.junk_reason:
+            outcome.status = "ignored"
+            outcome.issues.append(make_issue("file_ignored", reason=entry.junk_reason))
+            continue
+        read = next(readable)
+        outcome.sha256 = read.sha256
+        outcome.format = read.result.format
+        outcome.sheets = read.result.sheets
+        outcome.issues.extend(read.result.issues)
+        located = read.result.form
+        unit_line = located.unit_line if located else ""
+        if located is not None:
+            outcome.sheet = located.sheet
+        ident = identify(unit_line, entry.name, matcher)
+        if read.result.format == "rejected":
+            # Not a workbook: the file name is all there is, and its own error says what to fix.
+            outcome.unit, outcome.unit_source = ident.code, ident.source
+            continue
+        _describe_identification(outcome, unit_line, ident, registry, outcome.sheet,
+                                 located.unit_line_cell if located else "")
+        if located is None:
+            continue
+        numbers = normalize_form(located, form.years)
+        outcome.values, outcome.cells = numbers.values, numbers.cells
+        outcome.total, outcome.total_cells = numbers.total, numbers.total_cells
+        outcome.issues.extend(numbers.issues)
+        allocation = {y: registry.quotas[(outcome.unit, y)] for y in form.years if (outcome.unit, y) in registry.quotas}
+        to_validate.append((outcome, SubmissionValues(
+            file=entry.name, unit=outcome.unit, sheet=located.sheet, values=numbers.values, cells=numbers.cells,
+            total=numbers.total, total_cells=numbers.total_cells, allocation=allocation)))
+    found = validate([values for _, values in to_validate], form)
+    for (outcome, _), issues in zip(to_validate, found):
+        outcome.issues.extend(issues)
+    for outcome in outcomes:
+        outcome.issues.sort(key=_issue_order)
+    return outcomes
+
+
+def _issue_order(issue) -> tuple:
+    digits = "".join(ch for ch in issue.cell if ch.isdigit())
+    letters = "".join(ch for ch in issue.cell if ch.isalpha())
+    severity = {"error": 0, "warning": 1, "info": 2}[issue.severity]
+    return (int(digits) if digits else 0, letters.rjust(3), severity, issue.code)
+
+
+def read_files(files: list[InboxFile], form: FormDefinition, options: Options) -> list[ReadOutcome]:
+    paths = [f.path for f in files if not f.junk_reason]
+    if not paths:
+        return []
+    if not options.isolate:
+        return read_in_process(paths, form)
+    with ReaderPool(form, options.isolation) as pool:
+        return pool.read_all(paths)
+
+
+def process(files: list[InboxFile], options: Options, registry: Registry | None = None,
+            form: FormDefinition | None = None) -> Consolidation:
+    form = form or load_form(options.form)
+    registry = registry or load_registry(options.registry)
+    reads = read_files(files, form, options)
+    outcomes = assess(files, registry, form, reads)
+    return consolidate(outcomes, registry, form)
+
+
+def process_inbox(inbox: Path, options: Options) -> Consolidation:
+    form = load_form(options.form)
+    registry = load_registry(options.registry)  # a broken registry stops the run before any file is read
+    return process(scan(inbox), options, registry, form)
+
+
+def new_run_name(outbox: Path, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H%M%S")
+    name, counter = stamp, 1
+    while (outbox / name).exists():
+        counter += 1
+        name = f"{stamp}_{counter}"
+    return name
+
+
+def write_run(consolidation: Consolidation, outbox: Path, started: datetime | None = None) -> Path:
+    """Write the run folder under a temporary name, then rename it into place in one step."""
+    from pipeline.report import write_outputs
+
+    outbox.mkdir(parents=True, exist_ok=True)
+    name = new_run_name(outbox, started)
+    staging = outbox / f".{name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        write_outputs(consolidation, staging, run_name=name)
+        final = outbox / name
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_dir(outbox)
+    return final
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,259 @@
+"""Look at a file's bytes before any parser does.
+
+Parsers trust their input: a 1.6 KB workbook with one far-corner cell aborts python-calamine,
+a zip bomb drives openpyxl past 10 GiB, and an encrypted workbook looks like a broken .xls.
+This module decides what a file really is from its bytes, and refuses what no parser should see.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.issues import Issue, make_issue
+
+CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps a real submission never comes near (a filled form is ~10 KB, a few hundred cells)."""
+
+    max_entries: int = 2_000
+    max_total_uncompressed: int = 200 * 1024 * 1024
+    max_entry_ratio: float = 200.0
+    ratio_floor: int = 1 * 1024 * 1024  # below this uncompressed size a ratio says nothing
+    max_rows: int = 100_000
+    max_columns: int = 1_024
+    max_cells: int = 2_000_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What the file is: 'xlsx' (any OOXML workbook), 'ods', 'xls', or a rejection."""
+
+    kind: str
+    issue: Issue | None = None
+    decrypted: bytes | None = None  # an .xls protected only by Excel's built-in default password
+    oversized_sheets: tuple[str, ...] = ()  # zip member paths of worksheets too large to parse
+
+
+def _reject(code: str, **fields: object) -> Screened:
+    return Screened(kind="rejected", issue=make_issue(code, **fields))
+
+
+def screen(path: Path, limits: Limits = DEFAULT_LIMITS) -> Screened:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        return _reject("file_unreadable", detail=exc.strerror or type(exc).__name__)
+    if not head:
+        return _reject("file_empty")
+    if head.startswith(ZIP_MAGIC):
+        return _screen_zip(path, limits)
+    if head.startswith(CFB_MAGIC):
+        return _screen_cfb(path)
+    return _classify_other(head, path)
+
+
+# ---------------------------------------------------------------- non-spreadsheet content
+
+_HTML_MARKERS = (b"<html", b"<!doctype html", b"<table", b"<head", b"<body", b"<meta")
+
+
+def _classify_other(head: bytes, path: Path) -> Screened:
+    extension = path.suffix or "(không đuôi)"
+    probe = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if any(marker in probe[:1024] for marker in _HTML_MARKERS):
+        return _reject("file_html", extension=extension)
+    if probe.startswith(b"<?xml") and b"urn:schemas-microsoft-com:office:spreadsheet" in head:
+        return _reject("file_xml2003", extension=extension)
+    if probe.startswith(b"%pdf"):
+        return _reject("file_not_spreadsheet", kind="PDF", extension=extension)
+    if _looks_like_text(head):
+        return _reject("file_text", extension=extension)
+    return _reject("file_not_spreadsheet", kind="dữ liệu không rõ định dạng", extension=extension)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        # UTF-16 text (Excel's "Unicode text" export) has NULs between ASCII letters.
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return True
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the 4096-byte boundary is still text.
+        if exc.start >= len(head) - 3:
+            return True
+        try:
+            head.decode("cp1258")
+            return sum(b < 0x20 and b not in (9, 10, 13) for b in head) == 0
+        except UnicodeDecodeError:
+            return False
+
+
+# ---------------------------------------------------------------- CFB: legacy .xls or encrypted OOXML
+
+def _screen_cfb(path: Path) -> Screened:
+    import msoffcrypto
+    import olefile
+
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            streams = {"/".join(entry).lower() for entry in ole.listdir(streams=True, storages=False)}
+    except Exception as exc:  # olefile raises plain OSError/struct errors on damaged containers
+        return _reject("file_unreadable", detail=f"vùng chứa OLE hỏng: {type(exc).__name__}")
+    if "encryptedpackage" in streams or "encryptioninfo" in streams:
+        return _reject("file_encrypted")
+    if "workbook" not in streams and "book" not in streams:
+        kind = "tài liệu Word" if "worddocument" in streams else "tài liệu Office không phải bảng tính"
+        return _reject("file_not_spreadsheet", kind=kind, extension=path.suffix or "(không đuôi)")
+    try:
+        with open(path, "rb") as handle:
+            office = msoffcrypto.OfficeFile(handle)
+            if not office.is_encrypted():
+                return Screened(kind="xls")
+            # Excel encrypts a workbook whose structure is protected with a fixed, public password;
+            # such a file opens without asking anyone, so it is not "password protected" to the unit.
+            import io
+
+            office.load_key(password="VelvetSweatshop")
+            buffer = io.BytesIO()
+            office.decrypt(buffer)
+            return Screened(kind="xls", decrypted=buffer.getvalue())
+    except Exception:
+        return _reject("file_encrypted")
+
+
+# ---------------------------------------------------------------- zip: OOXML or ODS
+
+_CELL_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,4})([0-9]{1,8})"')
+_ROW_REF = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="([0-9]{1,8})"')
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\bref="([A-Z]{0,4})([0-9]{0,8}):?([A-Z]{0,4})([0-9]{0,8})"')
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_ODS_REPEAT = re.compile(rb'number-(?:rows|columns)-repeated="([0-9]+)"')
+
+
+def column_number(letters: bytes | str) -> int:
+    number = 0
+    for ch in letters.upper() if isinstance(letters, str) else letters.decode().upper():
+        number = number * 26 + (ord(ch) - 64)
+    return number
+
+
+def _screen_zip(path: Path, limits: Limits) -> Screened:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return _reject("file_unreadable", detail=f"tệp nén hỏng hoặc bị cắt cụt ({type(exc).__name__})")
+    with archive:
+        entries = archive.infolist()
+        if len(entries) > limits.max_entries:
+            return _reject("zip_too_many_entries", count=len(entries), limit=limits.max_entries)
+        declared = sum(max(e.file_size, 0) for e in entries)
+        if declared > limits.max_total_uncompressed:
+            return _reject("zip_bomb", size=_megabytes(declared))
+        names = {e.filename for e in entries}
+        kind = _zip_kind(archive, names)
+        if kind is None:
+            description = "tài liệu Word" if "word/document.xml" in names else (
+                "bản trình chiếu PowerPoint" if "ppt/presentation.xml" in names else "tệp nén .zip")
+            return _reject("file_not_spreadsheet", kind=description, extension=path.suffix or "(không đuôi)")
+        oversized: list[str] = []
+        total = 0
+        for entry in entries:
+            if entry.is_dir():
+                continue
+            is_sheet = kind == "xlsx" and entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml")
+            try:
+                outcome = _inspect_entry(archive, entry, limits, limits.max_total_uncompressed - total,
+                                         measure_cells=is_sheet, ods=kind == "ods")
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+                if isinstance(exc, RuntimeError) and "encrypted" in str(exc).lower():
+                    return _reject("file_encrypted")
+                return _reject("file_unreadable",
+                               detail=f"phần \"{entry.filename}\" trong tệp bị hỏng ({type(exc).__name__})")
+            if isinstance(outcome, Screened):
+                return outcome
+            size, too_large = outcome
+            total += size
+            if too_large:
+                oversized.append(entry.filename)
+        return Screened(kind=kind, oversized_sheets=tuple(oversized))
+
+
+def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str | None:
+    if "mimetype" in names:
+        try:
+            mimetype = archive.read("mimetype")[:200]
+        except Exception:
+            mimetype = b""
+        if b"opendocument.spreadsheet" in mimetype:
+            return "ods"
+        if mimetype:
+            return None
+    if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
+        return "xlsb" if "xl/workbook.bin" in names and "xl/workbook.xml" not in names else "xlsx"
+    if "[Content_Types].xml" in names:
+        try:
+            types = archive.read("[Content_Types].xml")[:200_000]
+        except Exception:
+            return None
+        if b"spreadsheetml" in types:
+            return "xlsx"
+    if "content.xml" in names and "META-INF/manifest.xml" in names:
+        return "ods"
+    return None
+
+
+def _inspect_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limits: Limits, budget: int,
+                   *, measure_cells: bool, ods: bool) -> tuple[int, bool] | Screened:
+    """Decompress one member with a hard byte budget: headers may lie about sizes."""
+    cap_by_ratio = max(limits.ratio_floor, int(entry.compress_size * limits.max_entry_ratio))
+    size = 0
+    max_row = max_col = cells = 0
+    tail = b""
+    with archive.open(entry) as stream:
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > budget:
+                return _reject("zip_bomb", size=_megabytes(size))
+            if size > cap_by_ratio:
+                return _reject("zip_bomb", size=f"tỉ lệ nén trên {limits.max_entry_ratio:.0f} lần")
+            window = tail + chunk
+            if _DTD.search(window):
+                return _reject("xml_dtd")
+            if measure_cells:
+                for match in _CELL_REF.finditer(window):
+                    max_col = max(max_col, column_number(match.group(1)))
+                    max_row = max(max_row, int(match.group(2)))
+                for match in _ROW_REF.finditer(window):
+                    max_row = max(max_row, int(match.group(1)))
+                if size <= (1 << 16):
+                    dimension = _DIMENSION.search(window)
+                    if dimension and dimension.group(3) and dimension.group(4):
+                        max_col = max(max_col, column_number(dimension.group(3)))
+                        max_row = max(max_row, int(dimension.group(4)))
+                cells += window.count(b"<c ") + window.count(b"<c>") + window.count(b"<c/>")
+            tail = chunk[-256:]
+    too_large = measure_cells and (
+        max_row > limits.max_rows or max_col > limits.max_columns or cells > limits.max_cells)
+    return size, too_large
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB"

@@ -1,0 +1,557 @@
+"""`tong_hop.xlsx`: the workbook the board opens every morning, forwards upward, and answers from.
+
+Written with xlsxwriter in memory. Every text that came from a submission goes through
+`write_string`, and the workbook is created with string-to-formula/URL conversion off, so a unit's
+"=HYPERLINK(…)" stays text.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+from pipeline.consolidate import Consolidation, FileOutcome, admitted_metrics
+from pipeline.issues import Issue
+from pipeline.report import modified_at
+
+MAX_CELL_TEXT = 32_767
+SHEET_PROVINCE = "Báo cáo tỉnh"
+SHEET_STATUS = "Tình trạng nộp"
+SHEET_VALUES = "Số liệu đơn vị"
+SHEET_QUOTAS = "Chỉ tiêu"
+SHEET_DISCREPANCIES = "Sai lệch"
+DISCREPANCY_PREFIX = "SL - "
+DEFAULT_UNIT_SHEET_LIMIT = 60
+
+# Thousands with "." whatever the reader's locale: "1.250", "1.250.000".
+NUMBER_FORMAT = '[>=1000000]#"."###"."###;[>=1000]#"."###;0'
+PERCENT_FORMAT = "0.0%"
+
+STATUS_WORDS = {
+    "ok": "Đã nhận – hợp lệ",
+    "warnings": "Có cảnh báo",
+    "rejected": "Trả lại – cần sửa",
+    "missing": "Chưa nộp",
+}
+SEVERITY_WORDS = {"error": "Lỗi", "warning": "Cảnh báo", "info": "Thông tin"}
+_ILLEGAL_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_CELL_TEXT else text[: MAX_CELL_TEXT - 1] + "…"
+
+
+def sheet_title(base: str, taken: set[str]) -> str:
+    """A legal, unique sheet name of at most 31 characters (Excel compares names case-insensitively)."""
+    cleaned = _ILLEGAL_SHEET_CHARS.sub("-", base).strip("'").strip() or "Trang"
+    candidate = cleaned[:31]
+    counter = 2
+    while candidate.casefold() in {t.casefold() for t in taken}:
+        suffix = f" ({counter})"
+        candidate = cleaned[: 31 - len(suffix)] + suffix
+        counter += 1
+    taken.add(candidate)
+    return candidate
+
+
+def unit_state(consolidation: Consolidation, code: str) -> str:
+    submission = consolidation.submissions.get(code)
+    if submission is None:
+        return "missing"
+    if submission.status == "rejected":
+        return "rejected"
+    return "warnings" if submission.warnings else "ok"
+
+
+@dataclass
+class _Formats:
+    title: object
+    subtitle: object
+    bold: object
+    header: object
+    text: object
+    wrap: object
+    number: object
+    number_bold: object
+    percent: object
+    percent_bold: object
+    link: object
+    missing: object
+    center: object
+    italic: object
+
+
+def _formats(book) -> _Formats:
+    base = {"font_name": "Times New Roman", "font_size": 12, "valign": "vcenter"}
+    border = {**base, "border": 1}
+    return _Formats(
+        title=book.add_format({**base, "bold": True, "font_size": 14, "align": "center"}),
+        subtitle=book.add_format({**base, "bold": True, "align": "center", "text_wrap": True}),
+        bold=book.add_format({**base, "bold": True}),
+        header=book.add_format({**border, "bold": True, "align": "center", "text_wrap": True, "bg_color": "#DDEBF7"}),
+        text=book.add_format({**border, "text_wrap": False}),
+        wrap=book.add_format({**border, "text_wrap": True}),
+        number=book.add_format({**border, "num_format": NUMBER_FORMAT}),
+        number_bold=book.add_format({**border, "num_format": NUMBER_FORMAT, "bold": True}),
+        percent=book.add_format({**border, "num_format": PERCENT_FORMAT}),
+        percent_bold=book.add_format({**border, "num_format": PERCENT_FORMAT, "bold": True}),
+        link=book.add_format({**border, "font_color": "#0563C1", "underline": 1}),
+        missing=book.add_format({**border, "bg_color": "#FCE4D6", "bold": True}),
+        center=book.add_format({**border, "align": "center"}),
+        italic=book.add_format({**base, "italic": True}),
+    )
+
+
+def _page_setup(sheet, header_rows: int = 0, columns: str | None = None) -> None:
+    sheet.set_paper(9)  # A4
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
+    if header_rows:
+        sheet.repeat_rows(0, header_rows - 1)
+
+
+class _Widths:
+    """Column widths that fit the content, as Excel's autofit would (xlsxwriter cannot measure)."""
+
+    def __init__(self) -> None:
+        self.widths: dict[int, float] = {}
+
+    def see(self, col: int, value: object, minimum: float = 6, maximum: float = 60) -> None:
+        text = value if isinstance(value, str) else (f"{value:,}" if isinstance(value, int) else str(value))
+        longest = max((len(line) for line in text.splitlines()), default=0)
+        self.widths[col] = min(maximum, max(self.widths.get(col, minimum), longest * 1.15 + 2))
+
+    def apply(self, sheet) -> None:
+        for col, width in self.widths.items():
+            sheet.set_column(col, col, width)
+
+
+def build_workbook(consolidation: Consolidation, unit_sheet_limit: int = DEFAULT_UNIT_SHEET_LIMIT) -> bytes:
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+                                        "strings_to_numbers": False})
+    formats = _formats(book)
+    taken = {SHEET_PROVINCE, SHEET_STATUS, SHEET_VALUES, SHEET_QUOTAS}
+    units_with_issues = [u for u in consolidation.registry.units if _unit_issues(consolidation, u.code)]
+    per_unit_sheets = len(units_with_issues) <= unit_sheet_limit
+    discrepancy_sheets: dict[str, str] = {}
+    if per_unit_sheets:
+        for unit in units_with_issues:
+            discrepancy_sheets[unit.code] = sheet_title(DISCREPANCY_PREFIX + unit.short_name, taken)
+    _province_sheet(book, formats, consolidation)
+    _status_sheet(book, formats, consolidation, discrepancy_sheets, per_unit_sheets)
+    _values_sheet(book, formats, consolidation)
+    _quota_sheet(book, formats, consolidation)
+    if per_unit_sheets:
+        for unit in units_with_issues:
+            _unit_discrepancy_sheet(book, formats, consolidation, unit.code, discrepancy_sheets[unit.code])
+    if not per_unit_sheets or _unattributed_issues(consolidation):
+        _discrepancy_list_sheet(book, formats, consolidation, per_unit_sheets)
+    book.close()
+    return buffer.getvalue()
+
+
+_NOTEWORTHY_INFO = {"unit_name_conflict", "unit_from_file_name", "year_unexpected", "row_ignored"}
+
+
+def _unit_issues(consolidation: Consolidation, code: str) -> list[Issue]:
+    submission = consolidation.submissions.get(code)
+    if submission is None:
+        return []
+    return [i for i in submission.issues if i.severity != "info" or i.code in _NOTEWORTHY_INFO]
+
+
+def _unattributed_issues(consolidation: Consolidation) -> list[Issue]:
+    return [i for f in consolidation.files if not f.unit and f.status == "rejected" for i in f.issues]
+
+
+# ---------------------------------------------------------------- Báo cáo tỉnh
+
+def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
+    sheet = book.add_worksheet(SHEET_PROVINCE)
+    form = c.form
+    province = c.province
+    metrics = form.metrics
+    last_col = 1 + len(metrics)
+    sheet.merge_range(0, 0, 0, 3, f"BCH ĐOÀN TỈNH {province.upper()}", f.subtitle)
+    sheet.merge_range(0, 5, 0, last_col, "ĐOÀN TNCS HỒ CHÍ MINH", f.subtitle)
+    sheet.merge_range(1, 0, 1, 3, "BAN TỔ CHỨC – KIỂM TRA", f.subtitle)
+    date = c.created
+    sheet.merge_range(1, 5, 1, last_col, f"{province}, ngày {date.day:02d} tháng {date.month:02d} năm {date.year}",
+                      f.italic)
+    sheet.merge_range(3, 0, 3, last_col, form.title, f.title)
+    sheet.merge_range(4, 0, 4, last_col, form.subtitle.format(province=province), f.subtitle)
+    sheet.merge_range(5, 0, 5, last_col, form.period, f.subtitle)
+    header_top, header_bottom = 7, 8
+    sheet.merge_range(header_top, 0, header_bottom, 0, form.number_label, f.header)
+    sheet.merge_range(header_top, 1, header_bottom, 1, form.year_header, f.header)
+    col = 2
+    groups_done: set[str] = set()
+    for index, metric in enumerate(metrics):
+        if metric.group:
+            if metric.group not in groups_done:
+                span = sum(1 for m in metrics if m.group == metric.group)
+                sheet.merge_range(header_top, col, header_top, col + span - 1, metric.group, f.header)
+                groups_done.add(metric.group)
+            sheet.write_string(header_bottom, col, metric.sublabel, f.header)
+        else:
+            sheet.merge_range(header_top, col, header_bottom, col, metric.label, f.header)
+        col += 1
+    sheet.set_row(header_top, 48)
+    sheet.set_row(header_bottom, 48)
+    for i, year in enumerate(form.years):
+        row = header_bottom + 1 + i
+        sheet.write_number(row, 0, i + 1, f.center)
+        sheet.write_string(row, 1, form.year_label.format(year=year), f.text)
+        for j, metric in enumerate(metrics):
+            sheet.write_number(row, 2 + j, c.totals[(year, metric.key)], f.number)
+    sheet.set_column(0, 0, 5)
+    sheet.set_column(1, 1, 11)
+    sheet.set_column(2, last_col, 14)
+    accepted = sum(1 for u in c.registry.units if c.unit_status(u.code) == "accepted")
+    note_row = header_bottom + len(form.years) + 2
+    sheet.write_string(note_row, 0, f"Số liệu tổng hợp từ {accepted}/{len(c.registry.units)} đơn vị đã nộp báo cáo "
+                                    "hợp lệ.", f.italic)
+    sign_row = note_row + 2
+    sheet.merge_range(sign_row, 5, sign_row, last_col, "TM. BAN THƯỜNG VỤ TỈNH ĐOÀN", f.subtitle)
+    sheet.merge_range(sign_row + 1, 5, sign_row + 1, last_col, "BÍ THƯ", f.subtitle)
+    _shares_table(sheet, f, c, header_top, last_col + 2)
+    _page_setup(sheet)
+    sheet.freeze_panes(header_bottom + 1, 2)
+
+
+def shares(c: Consolidation, year: int) -> dict[str, float | None]:
+    """The shares the plan asks for: who was admitted, and how deep the pipeline of members runs."""
+    totals = c.totals
+    admitted_keys = admitted_metrics(c.form)
+    admitted = sum(totals[(year, k)] for k in admitted_keys)
+    outstanding = totals[(year, "outstanding_members")]
+    members = totals[(year, "members_total")]
+
+    def ratio(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    workers = sum(totals[(year, k)] for k in admitted_keys if k.startswith("admitted_workers"))
+    return {
+        "pupils_of_admitted": ratio(totals[(year, "admitted_pupils")], admitted),
+        "students_of_admitted": ratio(totals[(year, "admitted_students")], admitted),
+        "workers_of_admitted": ratio(workers, admitted),
+        "admitted_of_outstanding": ratio(admitted, outstanding),
+        "outstanding_of_members": ratio(outstanding, members),
+    }
+
+
+SHARE_LABELS = {
+    "pupils_of_admitted": "Học sinh / số được kết nạp",
+    "students_of_admitted": "Sinh viên / số được kết nạp",
+    "workers_of_admitted": "TNCCN / số được kết nạp",
+    "admitted_of_outstanding": "Được kết nạp / đoàn viên ưu tú",
+    "outstanding_of_members": "Đoàn viên ưu tú / tổng số đoàn viên",
+}
+
+
+def _shares_table(sheet, f: _Formats, c: Consolidation, top: int, left: int) -> None:
+    sheet.merge_range(top - 1, left, top - 1, left + len(c.form.years), "Tỉ trọng (%)", f.bold)
+    sheet.merge_range(top, left, top + 1, left, "Chỉ số", f.header)
+    for j, year in enumerate(c.form.years):
+        sheet.merge_range(top, left + 1 + j, top + 1, left + 1 + j, c.form.year_label.format(year=year), f.header)
+    per_year = {year: shares(c, year) for year in c.form.years}
+    for i, (key, label) in enumerate(SHARE_LABELS.items()):
+        row = top + 2 + i
+        sheet.write_string(row, left, label, f.text)
+        for j, year in enumerate(c.form.years):
+            value = per_year[year][key]
+            if value is None:
+                sheet.write_string(row, left + 1 + j, "–", f.center)
+            else:
+                sheet.write_number(row, left + 1 + j, value, f.percent)
+    sheet.set_column(left, left, 36)
+    sheet.set_column(left + 1, left + len(c.form.years), 12)
+
+
+# ---------------------------------------------------------------- Tình trạng nộp
+
+STATUS_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Tình trạng", "Tệp", "Thời gian nhận", "Số lỗi", "Số cảnh báo",
+                  "Chi tiết")
+
+
+def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[str, str],
+                  per_unit_sheets: bool) -> None:
+    sheet = book.add_worksheet(SHEET_STATUS)
+    units = c.registry.units
+    received = sum(1 for u in units if u.code in c.submissions)
+    accepted = sum(1 for u in units if c.unit_status(u.code) == "accepted")
+    sheet.write_string(0, 0, "TÌNH TRẠNG NỘP BÁO CÁO", f.bold)
+    sheet.write_string(1, 0, f"{received}/{len(units)} đơn vị đã nộp; {accepted}/{len(units)} đơn vị hợp lệ; "
+                             f"{len(c.missing)} đơn vị chưa nộp.", f.bold)
+    header_row = 3
+    widths = _Widths()
+    for col, title in enumerate(STATUS_HEADERS):
+        sheet.write_string(header_row, col, title, f.header)
+        widths.see(col, title)
+    for i, unit in enumerate(units):
+        row = header_row + 1 + i
+        state = unit_state(c, unit.code)
+        submission = c.submissions.get(unit.code)
+        cell = f.missing if state == "missing" else f.text
+        sheet.write_number(row, 0, i + 1, f.center)
+        sheet.write_string(row, 1, unit.code, cell)
+        sheet.write_string(row, 2, clip(unit.name), cell)
+        sheet.write_string(row, 3, STATUS_WORDS[state], cell)
+        widths.see(1, unit.code)
+        widths.see(2, unit.name)
+        widths.see(3, STATUS_WORDS[state])
+        if submission is None:
+            for col in range(4, len(STATUS_HEADERS)):
+                sheet.write_blank(row, col, None, f.missing)
+            continue
+        sheet.write_string(row, 4, clip(submission.name), f.text)
+        sheet.write_string(row, 5, _when(submission), f.text)
+        sheet.write_number(row, 6, submission.errors, f.center)
+        sheet.write_number(row, 7, submission.warnings, f.center)
+        widths.see(4, submission.name, maximum=50)
+        widths.see(5, _when(submission))
+        target = discrepancy_sheets.get(unit.code)
+        if target:
+            sheet.write_url(row, 8, f"internal:'{target}'!A1", f.link, string="Xem sai lệch")
+        elif not per_unit_sheets and _unit_issues(c, unit.code):
+            sheet.write_url(row, 8, f"internal:'{SHEET_DISCREPANCIES}'!A1", f.link, string="Xem sai lệch")
+        else:
+            sheet.write_blank(row, 8, None, f.text)
+        widths.see(8, "Xem sai lệch")
+    sheet.autofilter(header_row, 0, header_row + len(units), len(STATUS_HEADERS) - 1)
+    other = [o for o in c.files if not o.unit or o.status in ("ignored", "superseded")]
+    if other:
+        row = header_row + len(units) + 3
+        sheet.write_string(row, 0, "CÁC TỆP KHÁC TRONG HỘP THƯ (không được tổng hợp)", f.bold)
+        row += 1
+        for col, title in enumerate(("STT", "Tệp", "Tình trạng", "Thời gian nhận", "Lý do")):
+            sheet.write_string(row, col, title, f.header)
+        for i, outcome in enumerate(other):
+            row += 1
+            reason = "; ".join(i.message for i in outcome.issues if i.severity in ("error", "info"))
+            state = {"ignored": "Bỏ qua", "superseded": "Đã có tệp mới hơn"}.get(
+                outcome.status, "Không xác định được đơn vị" if not outcome.unit else STATUS_WORDS["rejected"])
+            sheet.write_number(row, 0, i + 1, f.center)
+            sheet.write_string(row, 1, clip(outcome.name), f.text)
+            sheet.write_string(row, 2, state, f.text)
+            sheet.write_string(row, 3, _when(outcome), f.text)
+            sheet.write_string(row, 4, clip(reason), f.text)
+    widths.apply(sheet)
+    _page_setup(sheet, header_rows=header_row + 1)
+    sheet.freeze_panes(header_row + 1, 3)
+
+
+def _when(outcome: FileOutcome) -> str:
+    return modified_at(outcome.mtime).replace("T", " ")[:19]
+
+
+# ---------------------------------------------------------------- Số liệu đơn vị
+
+def _values_sheet(book, f: _Formats, c: Consolidation) -> None:
+    sheet = book.add_worksheet(SHEET_VALUES)
+    form = c.form
+    headers = ["Mã đơn vị", "Tên đơn vị", "Năm", *[m.label for m in form.metrics], "Tệp", "Trang tính"]
+    widths = _Widths()
+    for col, title in enumerate(headers):
+        sheet.write_string(0, col, title, f.header)
+        widths.see(col, title, maximum=18 if 3 <= col < 3 + len(form.metrics) else 60)
+    sheet.set_row(0, 64)
+    row = 0
+    names = {u.code: u.name for u in c.registry.units}
+    for outcome in c.accepted():
+        for year in form.years:
+            row += 1
+            sheet.write_string(row, 0, outcome.unit, f.text)
+            sheet.write_string(row, 1, clip(names.get(outcome.unit, outcome.unit)), f.text)
+            sheet.write_number(row, 2, year, f.center)
+            for j, metric in enumerate(form.metric_keys):
+                sheet.write_number(row, 3 + j, outcome.values[(year, metric)], f.number)
+            sheet.write_string(row, 3 + len(form.metrics), clip(outcome.name), f.text)
+            sheet.write_string(row, 4 + len(form.metrics), clip(outcome.sheet), f.text)
+            widths.see(1, names.get(outcome.unit, ""))
+            widths.see(3 + len(form.metrics), outcome.name, maximum=50)
+    last_data_row = row
+    for year in form.years:
+        row += 1
+        sheet.write_string(row, 0, "TỈNH", f.missing)
+        sheet.write_string(row, 1, f"Tổng toàn tỉnh {year}", f.missing)
+        sheet.write_number(row, 2, year, f.center)
+        for j, metric in enumerate(form.metric_keys):
+            sheet.write_number(row, 3 + j, c.totals[(year, metric)], f.number_bold)
+    sheet.autofilter(0, 0, max(last_data_row, 1), len(headers) - 1)
+    widths.apply(sheet)
+    _page_setup(sheet, header_rows=1)
+    sheet.freeze_panes(1, 3)
+
+
+# ---------------------------------------------------------------- Chỉ tiêu
+
+QUOTA_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Năm", "Chỉ tiêu Tỉnh đoàn giao", "Chỉ tiêu đơn vị báo cáo",
+                 "Số được kết nạp Đảng", "Tỉ lệ hoàn thành")
+
+
+def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
+    sheet = book.add_worksheet(SHEET_QUOTAS)
+    widths = _Widths()
+    for col, title in enumerate(QUOTA_HEADERS):
+        sheet.write_string(0, col, title, f.header)
+        widths.see(col, title, maximum=16)
+    sheet.set_row(0, 48)
+    names = {u.code: u.name for u in c.registry.units}
+    row = 0
+    lines = c.quota_lines()
+    for line in lines:
+        row += 1
+        sheet.write_string(row, 0, line.unit, f.text)
+        sheet.write_string(row, 1, clip(names.get(line.unit, line.unit)), f.text)
+        sheet.write_number(row, 2, line.year, f.center)
+        for col, value in ((3, line.allocated), (4, line.reported), (5, line.admitted)):
+            if value is None:
+                sheet.write_blank(row, col, None, f.number)
+            else:
+                sheet.write_number(row, col, value, f.number)
+        if line.achievement is None:
+            sheet.write_blank(row, 6, None, f.percent)
+        else:
+            sheet.write_number(row, 6, line.achievement, f.percent)
+        widths.see(1, names.get(line.unit, ""))
+    last_unit_row = row
+    province_rows = {}
+    for year in c.form.years:
+        row += 1
+        year_lines = [line for line in lines if line.year == year]
+        allocated = sum(line.allocated or 0 for line in year_lines)
+        admitted = sum(line.admitted or 0 for line in year_lines)
+        reported = sum(line.reported or 0 for line in year_lines)
+        sheet.write_string(row, 0, "TỈNH", f.missing)
+        sheet.write_string(row, 1, f"Toàn tỉnh {year}", f.missing)
+        sheet.write_number(row, 2, year, f.center)
+        sheet.write_number(row, 3, allocated, f.number_bold)
+        sheet.write_number(row, 4, reported, f.number_bold)
+        sheet.write_number(row, 5, admitted, f.number_bold)
+        if allocated:
+            sheet.write_number(row, 6, admitted / allocated, f.percent_bold)
+        else:
+            sheet.write_blank(row, 6, None, f.percent_bold)
+        province_rows[year] = row
+    red = book.add_format({"bg_color": "#F8CBAD", "font_color": "#9C0006"})
+    amber = book.add_format({"bg_color": "#FFE699", "font_color": "#7F6000"})
+    green = book.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
+    span = (1, 6, row, 6)
+    sheet.conditional_format(*span, {"type": "cell", "criteria": "<", "value": 0.8, "format": red})
+    sheet.conditional_format(*span, {"type": "cell", "criteria": "between", "minimum": 0.8, "maximum": 0.99999999,
+                                     "format": amber})
+    sheet.conditional_format(*span, {"type": "cell", "criteria": ">=", "value": 1, "format": green})
+    sheet.autofilter(0, 0, max(last_unit_row, 1), len(QUOTA_HEADERS) - 1)
+    widths.apply(sheet)
+    _achievement_chart(book, sheet, f, c, lines, row + 3)
+    _page_setup(sheet, header_rows=1)
+    sheet.freeze_panes(1, 3)
+
+
+def _achievement_chart(book, sheet, f: _Formats, c: Consolidation, lines, top: int) -> None:
+    year = max(c.form.years)
+    names = {u.code: u.short_name for u in c.registry.units}
+    chart_lines = [line for line in lines if line.year == year and line.achievement is not None]
+    sheet.write_string(top, 0, f"Tỉ lệ hoàn thành chỉ tiêu năm {year} theo đơn vị", f.bold)
+    sheet.write_string(top + 1, 0, "Đơn vị", f.header)
+    sheet.write_string(top + 1, 1, "Tỉ lệ hoàn thành", f.header)
+    for i, line in enumerate(chart_lines):
+        sheet.write_string(top + 2 + i, 0, names.get(line.unit, line.unit), f.text)
+        sheet.write_number(top + 2 + i, 1, line.achievement, f.percent)
+    if not chart_lines:
+        sheet.write_string(top + 2, 0, "Chưa có đơn vị nào có số liệu hợp lệ.", f.italic)
+        return
+    chart = book.add_chart({"type": "bar"})
+    last = top + 1 + len(chart_lines)
+    chart.add_series({
+        "name": f"Tỉ lệ hoàn thành {year}",
+        "categories": [SHEET_QUOTAS, top + 2, 0, last, 0],
+        "values": [SHEET_QUOTAS, top + 2, 1, last, 1],
+        "data_labels": {"value": True, "num_format": "0%"},
+        "fill": {"color": "#2F75B5"},
+    })
+    chart.set_title({"name": f"Tỉ lệ hoàn thành chỉ tiêu kết nạp Đảng năm {year}"})
+    chart.set_x_axis({"num_format": "0%", "min": 0, "major_gridlines": {"visible": True}})
+    chart.set_y_axis({"reverse": True})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": 760, "height": max(320, 26 * len(chart_lines) + 120)})
+    sheet.insert_chart(top + 1, 3, chart)
+
+
+# ---------------------------------------------------------------- discrepancies
+
+DISCREPANCY_HEADERS = ("STT", "Ô", "Mức độ", "Nội dung", "Giá trị ghi", "Giá trị đúng / yêu cầu", "Mã lỗi")
+
+
+def _write_issue_table(sheet, f: _Formats, issues: list[Issue], top: int, widths: _Widths,
+                       with_unit: bool = False, names: dict[str, str] | None = None) -> int:
+    headers = (("Mã đơn vị", "Tệp") if with_unit else ()) + DISCREPANCY_HEADERS
+    for col, title in enumerate(headers):
+        sheet.write_string(top, col, title, f.header)
+        widths.see(col, title)
+    row = top
+    offset = 2 if with_unit else 0
+    for i, issue in enumerate(issues):
+        row += 1
+        if with_unit:
+            sheet.write_string(row, 0, issue.unit, f.text)
+            sheet.write_string(row, 1, clip(issue.file), f.text)
+            widths.see(1, issue.file, maximum=40)
+        sheet.write_number(row, offset + 0, i + 1, f.center)
+        sheet.write_string(row, offset + 1, issue.cell, f.center)
+        sheet.write_string(row, offset + 2, SEVERITY_WORDS[issue.severity], f.text)
+        sheet.write_string(row, offset + 3, clip(issue.message), f.wrap)
+        sheet.write_string(row, offset + 4, clip(issue.found), f.text)
+        sheet.write_string(row, offset + 5, clip(issue.expected), f.text)
+        sheet.write_string(row, offset + 6, issue.code, f.text)
+        widths.see(offset + 2, SEVERITY_WORDS[issue.severity])
+        widths.see(offset + 4, issue.found, maximum=30)
+        widths.see(offset + 5, issue.expected, maximum=30)
+        widths.see(offset + 6, issue.code)
+    widths.widths[offset + 3] = 70
+    return row
+
+
+def _unit_discrepancy_sheet(book, f: _Formats, c: Consolidation, code: str, title: str) -> None:
+    sheet = book.add_worksheet(title)
+    unit = c.registry.unit(code)
+    submission = c.submissions[code]
+    sheet.write_url(0, 0, f"internal:'{SHEET_STATUS}'!A1", f.link, string="← Về trang Tình trạng nộp")
+    sheet.write_string(1, 0, "Đơn vị:", f.bold)
+    sheet.write_string(1, 1, f"{unit.name} ({unit.code})", f.bold)
+    sheet.write_string(2, 0, "Tệp:", f.bold)
+    sheet.write_string(2, 1, clip(submission.name))
+    sheet.write_string(3, 0, "Trang tính:", f.bold)
+    sheet.write_string(3, 1, clip(submission.sheet or "–"))
+    sheet.write_string(4, 0, "Kết luận:", f.bold)
+    sheet.write_string(4, 1, STATUS_WORDS[unit_state(c, code)], f.bold)
+    widths = _Widths()
+    widths.see(0, "Trang tính:")
+    last = _write_issue_table(sheet, f, _unit_issues(c, code), 6, widths)
+    widths.apply(sheet)
+    sheet.autofilter(6, 0, max(last, 7), len(DISCREPANCY_HEADERS) - 1)
+    _page_setup(sheet, header_rows=7)
+    sheet.freeze_panes(7, 0)
+
+
+def _discrepancy_list_sheet(book, f: _Formats, c: Consolidation, per_unit_sheets: bool) -> None:
+    sheet = book.add_worksheet(SHEET_DISCREPANCIES)
+    sheet.write_url(0, 0, f"internal:'{SHEET_STATUS}'!A1", f.link, string="← Về trang Tình trạng nộp")
+    if per_unit_sheets:
+        issues = _unattributed_issues(c)
+        sheet.write_string(1, 0, "Sai lệch của các tệp chưa xác định được đơn vị", f.bold)
+    else:
+        issues = [i for u in c.registry.units for i in _unit_issues(c, u.code)] + _unattributed_issues(c)
+        sheet.write_string(1, 0, "Sai lệch của tất cả đơn vị", f.bold)
+    widths = _Widths()
+    last = _write_issue_table(sheet, f, issues, 3, widths, with_unit=True)
+    widths.apply(sheet)
+    sheet.autofilter(3, 0, max(last, 4), len(DISCREPANCY_HEADERS) + 1)
+    _page_setup(sheet, header_rows=4)
+    sheet.freeze_panes(4, 0)

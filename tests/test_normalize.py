@@ -1,0 +1,95 @@
+"""Cell values → whole numbers: every accepted spelling, every rejected one, and never an exception."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pipeline.normalize import MAX_VALUE, parse_whole
+
+
+@pytest.mark.parametrize(
+    ("raw", "value", "code"),
+    [
+        (1250, 1250, ""),
+        (1250.0, 1250, ""),
+        ("1250", 1250, ""),
+        ("1.250", 1250, ""),
+        ("1,250", 1250, ""),
+        ("1 250", 1250, ""),
+        ("1\u00a0250", 1250, ""),
+        ("1.250.000", 1250000, ""),
+        ("  45 ", 45, ""),
+        ("12.0", 12, ""),
+        ("+7", 7, ""),
+        ("0", 0, ""),
+        (None, 0, "value_blank"),
+        ("", 0, "value_blank"),
+        ("   ", 0, "value_blank"),
+        ("-", 0, "value_blank"),
+        ("–", 0, "value_blank"),
+        ("—", 0, "value_blank"),
+        (12.5, None, "value_fraction"),
+        ("12.5", None, "value_fraction"),
+        ("1,5", None, "value_fraction"),
+        ("1.250,5", None, "value_fraction"),
+        ("1,250.75", None, "value_fraction"),
+        ("không có", None, "value_not_number"),
+        ("12 người", None, "value_not_number"),
+        ("abc", None, "value_not_number"),
+        ("1.250.00", None, "value_not_number"),
+        ("12 5", None, "value_not_number"),
+        ("٣", None, "value_not_number"),
+        (True, None, "value_not_number"),
+        (date(2024, 1, 2), None, "value_not_number"),
+        (datetime(2024, 1, 2, 3, 4), None, "value_not_number"),
+        (float("nan"), None, "value_not_number"),
+        ("#DIV/0!", None, "value_formula_error"),
+        ("#REF!", None, "value_formula_error"),
+        (1e20, None, "value_too_large"),
+        ("-5", -5, ""),
+        (-5, -5, ""),
+    ],
+)
+def test_parse_whole(raw, value, code):
+    parsed = parse_whole(raw)
+    assert (parsed.value, parsed.code) == (value, code)
+
+
+def test_formula_states_win_over_the_cached_text():
+    assert parse_whole("=SUM(C10:C12)", "no_value").code == "formula_no_value"
+    error = parse_whole(None, "error:#DIV/0!")
+    assert (error.value, error.code, error.shown) == (None, "value_formula_error", "#DIV/0!")
+
+
+def _grouped(number: int, separator: str) -> str:
+    return f"{number:,}".replace(",", separator)
+
+
+@given(st.integers(min_value=0, max_value=MAX_VALUE - 1), st.sampled_from([".", ",", " ", "\u00a0"]),
+       st.text(alphabet=" \t", max_size=3), st.text(alphabet=" \t", max_size=3))
+def test_thousands_separators_round_trip(number, separator, before, after):
+    parsed = parse_whole(before + _grouped(number, separator) + after)
+    assert parsed.value == number
+    assert parsed.code == ""
+
+
+@given(st.integers(min_value=0, max_value=MAX_VALUE - 1))
+def test_integral_floats_are_whole_numbers(number):
+    assert parse_whole(float(number)).value == number
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=1, max_value=9))
+def test_non_integral_numbers_are_fractions(whole, tenth):
+    assert parse_whole(whole + tenth / 10).code == "value_fraction"
+    assert parse_whole(f"{whole},{tenth}").code == "value_fraction"
+
+
+@given(st.one_of(st.text(), st.floats(), st.integers(), st.booleans(), st.none(), st.dates(), st.datetimes()))
+def test_any_value_gets_a_verdict(raw):
+    parsed = parse_whole(raw)
+    assert (parsed.value is None) == (parsed.code not in ("", "value_blank"))
+    if parsed.value is not None:
+        assert abs(parsed.value) < MAX_VALUE
