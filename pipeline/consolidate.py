@@ -33,6 +33,7 @@ class FileOutcome:
     total: dict[str, int | None] = field(default_factory=dict)
     total_cells: dict[str, str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    grid: list[list] = field(default_factory=list)  # the submitted sheet as received (files with issues only)
 
     @property
     def errors(self) -> int:

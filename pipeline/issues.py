@@ -129,6 +129,11 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "hãy ghi rõ tên đơn vị.",
     ),
     "unit_missing": ("warning", "Đơn vị chưa nộp báo cáo."),
+    "token_invalid": (
+        "warning",
+        "Mã nhận diện đơn vị trong tệp không hợp lệ ({reason}); hệ thống xác định đơn vị theo tên đơn vị và "
+        "tên tệp.",
+    ),
     # Values
     "value_blank": ("warning", "Ô {cell} {written} nên được tính là 0."),
     "value_not_number": ("error", "Ô {cell} ghi \"{found}\", không phải là số — hãy nhập số nguyên."),

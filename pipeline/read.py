@@ -19,6 +19,7 @@ from pipeline.issues import Issue, make_issue
 from pipeline.screen import DEFAULT_LIMITS, Limits, screen
 from pipeline.sheets import FormulaWithoutValue, SheetTooLarge, fallback_workbook, open_workbook
 from pipeline.textnorm import fold
+from pipeline.token import TOKEN_SHEET, Token, parse_token
 
 MAX_SCAN_ROWS = 2_000  # the form sits near the top; nothing below this is ever the table
 MAX_HEADER_ROWS = 4
@@ -53,6 +54,7 @@ class RawForm:
     rows: list[RawRow]  # one per year row found, in sheet order (duplicates included)
     total_row: RawRow | None
     ignored_rows: list[int] = field(default_factory=list)  # rows with numbers but no year label
+    grid: list[list[Any]] = field(default_factory=list)  # the sheet as received, for feedback copies
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class ReadResult:
     form: RawForm | None = None
     issues: list[Issue] = field(default_factory=list)
     sheets: tuple[str, ...] = ()  # visible sheet names
+    token: Token | None = None  # the unit token of a copy handed out by the province
 
     @property
     def rejected(self) -> bool:
@@ -106,6 +109,7 @@ def _read_screened(path: Path, kind: str, decrypted: bytes | None, oversized: tu
     book = open_workbook(path, kind, decrypted)
     sheet_parts = _ooxml_sheet_parts(path) if kind == "xlsx" else {}
     visible = book.visible_sheets()
+    token = _read_token(book, limits)
     issues: list[Issue] = []
     partial: tuple[str, dict[str, str], int] | None = None
     skipped: list[Issue] = []
@@ -128,16 +132,27 @@ def _read_screened(path: Path, kind: str, decrypted: bytes | None, oversized: tu
         if sheet_parts and any(cell.value is None for row in located.rows for cell in row.cells.values()):
             _mark_formulas(path, sheet_parts.get(name, ""), located)
         issues.extend(structure_issues(located, form))
-        return ReadResult(format=kind, form=located, issues=issues, sheets=tuple(visible))
+        return ReadResult(format=kind, form=located, issues=issues, sheets=tuple(visible), token=token)
     if partial is not None:
         sheet_name, columns, header_row = partial
         missing = [m for m in form.metrics if m.key not in columns]
         issues.extend(make_issue("column_missing", label=m.label, sheet=sheet_name,
                                  cell=f"A{header_row}") for m in missing)
-        return ReadResult(format=kind, issues=issues, sheets=tuple(visible))
+        return ReadResult(format=kind, issues=issues, sheets=tuple(visible), token=token)
     if skipped:
-        return ReadResult(format=kind, issues=skipped, sheets=tuple(visible))
-    return ReadResult(format=kind, issues=[make_issue("form_not_found")], sheets=tuple(visible))
+        return ReadResult(format=kind, issues=skipped, sheets=tuple(visible), token=token)
+    return ReadResult(format=kind, issues=[make_issue("form_not_found")], sheets=tuple(visible), token=token)
+
+
+def _read_token(book, limits: Limits) -> Token | None:
+    for name in book.sheet_names():
+        if name.strip().lower() == TOKEN_SHEET:
+            try:
+                grid, _ = book.grid(name, 10, 100, 10)
+            except Exception:  # an unreadable token is no token; names decide
+                return None
+            return parse_token(grid)
+    return None
 
 
 def _sheet_grid(book, path: Path, kind: str, decrypted: bytes | None, name: str,
@@ -323,6 +338,7 @@ def _extract(grid: list[list[Any]], form: FormDefinition, sheet_name: str, heade
     )
     located.unit_line, located.unit_line_cell = find_unit_line(grid, header_r, form)
     located.ignored_rows = ignored
+    located.grid = snapshot(grid, (total or (rows[-1] if rows else None)), band_end)
     return located
 
 
@@ -331,6 +347,24 @@ def _raw_cell(grid: list[list[Any]], r: int, c: int) -> RawCell:
     if isinstance(value, FormulaWithoutValue):
         return RawCell(address(r, c), "=" + str(value).split("=", 1)[-1], "no_value")
     return RawCell(address(r, c), value)
+
+
+SNAPSHOT_COLUMNS = 40
+
+
+def snapshot(grid: list[list[Any]], last: RawRow | None, band_end: int) -> list[list[Any]]:
+    """The part of the sheet a person would look at: everything down to a little past the table."""
+    bottom = (last.row if last else band_end + 1) + 12
+    rows = []
+    for row in grid[:bottom]:
+        rows.append([_plain(v) for v in row[:SNAPSHOT_COLUMNS]])
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return str(value) if isinstance(value, FormulaWithoutValue) else value
+    return str(value)
 
 
 def find_unit_line(grid: list[list[Any]], header_r: int, form: FormDefinition) -> tuple[str, str]:

@@ -17,6 +17,8 @@ from pipeline.isolation import IsolationSettings, ReaderPool, ReadOutcome, read_
 from pipeline.issues import make_issue
 from pipeline.normalize import normalize_form
 from pipeline.registry import Registry, load_registry
+from pipeline.token import TOKEN_SHEET
+from pipeline.token import verify as verify_token
 
 Progress = Callable[[str, int, int], None]
 
@@ -74,13 +76,23 @@ def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
         unit_line = located.unit_line if located else ""
         if located is not None:
             outcome.sheet = located.sheet
+            outcome.grid = located.grid
+        token = read.result.token
+        if token is not None:
+            problem = verify_token(token, form.edition, registry.codes)
+            if not problem:
+                outcome.unit, outcome.unit_source = token.code, "token"
+            else:
+                outcome.issues.append(make_issue("token_invalid", reason=problem, sheet=TOKEN_SHEET))
         ident = identify(unit_line, entry.name, matcher)
-        if read.result.format == "rejected":
+        if outcome.unit_source == "token":
+            pass  # the province's own copy says which unit it is; names may be stale or mistyped
+        elif read.result.format == "rejected":
             # Not a workbook: the file name is all there is, and its own error says what to fix.
             outcome.unit, outcome.unit_source = ident.code, ident.source
-            continue
-        _describe_identification(outcome, unit_line, ident, registry, outcome.sheet,
-                                 located.unit_line_cell if located else "")
+        else:
+            _describe_identification(outcome, unit_line, ident, registry, outcome.sheet,
+                                     located.unit_line_cell if located else "")
         if located is None:
             continue
         numbers = normalize_form(located, form.years)
@@ -96,6 +108,8 @@ def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
         outcome.issues.extend(issues)
     for outcome in outcomes:
         outcome.issues.sort(key=_issue_order)
+        if not any(i.severity != "info" for i in outcome.issues):
+            outcome.grid = []  # only files sent back with remarks need their sheet kept
     return outcomes
 
 

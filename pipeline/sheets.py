@@ -27,6 +27,8 @@ class SheetTooLarge(Exception):
 class Workbook(Protocol):
     def visible_sheets(self) -> list[str]: ...
 
+    def sheet_names(self) -> list[str]: ...
+
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]: ...
 
 
@@ -50,6 +52,9 @@ class CalamineBook:
         return [m.name for m in self._book.sheets_metadata
                 if m.visible == enum.SheetVisibleEnum.Visible and m.typ == enum.SheetTypeEnum.WorkSheet]
 
+    def sheet_names(self) -> list[str]:
+        return list(self._book.sheet_names)
+
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]:
         sheet = self._book.get_sheet_by_name(name)
         height, width = sheet.total_height, sheet.total_width
@@ -71,6 +76,9 @@ class OpenpyxlBook:
 
     def visible_sheets(self) -> list[str]:
         return [ws.title for ws in self._book.worksheets if ws.sheet_state == "visible"]
+
+    def sheet_names(self) -> list[str]:
+        return list(self._book.sheetnames)
 
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]:
         sheet = self._book[name]
@@ -94,6 +102,9 @@ class XlrdBook:
     def visible_sheets(self) -> list[str]:
         return [s.name for s in (self._book.sheet_by_index(i) for i in range(self._book.nsheets))
                 if s.visibility == 0]
+
+    def sheet_names(self) -> list[str]:
+        return list(self._book.sheet_names())
 
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]:
         sheet = self._book.sheet_by_name(name)
@@ -191,6 +202,9 @@ class OdsBook:
 
     def visible_sheets(self) -> list[str]:
         return [s.name for s in self._sheets.values() if s.visible]
+
+    def sheet_names(self) -> list[str]:
+        return list(self._sheets)
 
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]:
         sheet = self._sheets[name]
