@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from pipeline.form import FormDefinition
@@ -74,6 +74,17 @@ class Consolidation:
     issues: list[Issue]  # every issue of the run, files first, then missing units
     province: str = "Bình Dương"
     created: datetime = field(default_factory=datetime.now)
+    deadline: date | None = None
+    changes: list = field(default_factory=list)  # pipeline.changes.Change, filled by the nightly run
+    unit_sheet_limit: int = 60
+
+    def late_units(self) -> list[str]:
+        return [code for code, o in self.submissions.items() if any(i.code == "late_submission" for i in o.issues)]
+
+    def past_deadline(self, now: datetime | None = None) -> bool:
+        if self.deadline is None:
+            return False
+        return (now or datetime.now()).date() > self.deadline
 
     def accepted(self) -> list[FileOutcome]:
         return [f for f in self.submissions.values() if f.status == "accepted"]

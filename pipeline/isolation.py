@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Callable
 
 from pipeline.form import FormDefinition
 from pipeline.issues import make_issue
@@ -153,8 +154,9 @@ class ReaderPool:
             worker.stop()
         self._workers.clear()
 
-    def read_all(self, paths: list[Path]) -> list[ReadOutcome]:
+    def read_all(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> list[ReadOutcome]:
         self.start()
+        done = 0
         results: list[ReadOutcome | None] = [None] * len(paths)
         queue: deque[tuple[int, str]] = deque((i, str(p)) for i, p in enumerate(paths))
         chunk = self._chunk = max(1, min(CHUNK, len(paths) // (4 * len(self._workers)) or 1))
@@ -173,6 +175,7 @@ class ReaderPool:
                             results[index] = outcome
                             worker.pending.popleft()
                             worker.since = time.monotonic()
+                            done += 1
                     except (EOFError, OSError):
                         failed = "crashed"
                 if not failed and worker.pending and worker.process.sentinel in ready and not worker.conn.poll():
@@ -181,8 +184,11 @@ class ReaderPool:
                     failed = "timeout"
                 if failed:
                     self._replace(worker, failed, results, queue)
+                    done += 1
                 elif not worker.pending:
                     self._feed(worker, queue, chunk)
+            if progress is not None:
+                progress(done, len(paths))
         return [r if r is not None else ReadOutcome("", ReadResult("rejected")) for r in results]
 
     def _feed(self, worker: _Worker, queue: deque, chunk: int) -> None:

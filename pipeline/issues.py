@@ -29,6 +29,27 @@ class Issue:
         return replace(self, **fields)
 
 
+MAX_TEXT = 32_767  # the most characters an Excel cell holds
+
+
+def clip_text(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clip_issues(issues: list[Issue]) -> list[Issue]:
+    """Issues whose texts fit a cell; each one that had to be cut is followed by a warning saying so."""
+    clipped: list[Issue] = []
+    for issue in issues:
+        if len(issue.message) <= MAX_TEXT and len(issue.found) <= MAX_TEXT:
+            clipped.append(issue)
+            continue
+        length = max(len(issue.message), len(issue.found))
+        clipped.append(replace(issue, message=clip_text(issue.message), found=clip_text(issue.found)))
+        clipped.append(make_issue("text_truncated", length=f"{length:,}".replace(",", "."), limit="32.767",
+                                  sheet=issue.sheet, cell=issue.cell))
+    return clipped
+
+
 # code → (severity, Vietnamese message template). Templates use str.format fields.
 CATALOGUE: dict[str, tuple[Severity, str]] = {
     # Files
@@ -58,6 +79,11 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "error",
         "Tệp mang đuôi {extension} nhưng chỉ là văn bản thô hoặc CSV, không phải bảng tính — hãy điền "
         "vào biểu mẫu Excel và gửi lại.",
+    ),
+    "file_too_large": (
+        "error",
+        "Tệp quá lớn ({size}, tối đa {limit}) so với một biểu mẫu báo cáo — hãy xoá các trang, hình ảnh "
+        "thừa rồi gửi lại.",
     ),
     "zip_bomb": (
         "error",
@@ -129,6 +155,11 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "hãy ghi rõ tên đơn vị.",
     ),
     "unit_missing": ("warning", "Đơn vị chưa nộp báo cáo."),
+    "late_submission": ("warning", "Nộp muộn: tệp nhận lúc {received}, sau hạn nộp {deadline}."),
+    "text_truncated": (
+        "warning",
+        "Nội dung ô dài {length} ký tự, vượt giới hạn {limit} ký tự của một ô Excel nên đã được cắt bớt.",
+    ),
     "token_invalid": (
         "warning",
         "Mã nhận diện đơn vị trong tệp không hợp lệ ({reason}); hệ thống xác định đơn vị theo tên đơn vị và "

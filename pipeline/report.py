@@ -120,9 +120,11 @@ def summary(consolidation: Consolidation, run_name: str = "") -> dict[str, objec
 
 
 def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = "") -> None:
+    from pipeline.feedback import write_feedback
     from pipeline.workbook import build_workbook
 
     write_csvs(consolidation, folder)
+    write_feedback(consolidation, folder)
     write_file_atomic(folder / "summary.json",
                       json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8"))
     write_file_atomic(folder / WORKBOOK_NAME, build_workbook(consolidation))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Callable
 
@@ -14,13 +14,13 @@ from pipeline.form import DEFAULT_FORM, FormDefinition, load_form
 from pipeline.identify import UnitMatcher, identify
 from pipeline.intake import InboxFile, scan
 from pipeline.isolation import IsolationSettings, ReaderPool, ReadOutcome, read_in_process
-from pipeline.issues import make_issue
+from pipeline.issues import clip_issues, make_issue
 from pipeline.normalize import normalize_form
 from pipeline.registry import Registry, load_registry
 from pipeline.token import TOKEN_SHEET
 from pipeline.token import verify as verify_token
 
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[int, int], None]  # (files read, files to read)
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Options:
     form: Path = DEFAULT_FORM
     isolation: IsolationSettings = field(default_factory=IsolationSettings)
     isolate: bool = True
+    deadline: date | None = None
 
 
 def _describe_identification(outcome: FileOutcome, unit_line: str, ident, registry: Registry, sheet: str,
@@ -107,7 +108,7 @@ def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
     for (outcome, _), issues in zip(to_validate, found):
         outcome.issues.extend(issues)
     for outcome in outcomes:
-        outcome.issues.sort(key=_issue_order)
+        outcome.issues = clip_issues(sorted(outcome.issues, key=_issue_order))
         if not any(i.severity != "info" for i in outcome.issues):
             outcome.grid = []  # only files sent back with remarks need their sheet kept
     return outcomes
@@ -120,23 +121,39 @@ def _issue_order(issue) -> tuple:
     return (int(digits) if digits else 0, letters.rjust(3), severity, issue.code)
 
 
-def read_files(files: list[InboxFile], form: FormDefinition, options: Options) -> list[ReadOutcome]:
+def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
+               progress: Progress | None = None) -> list[ReadOutcome]:
     paths = [f.path for f in files if not f.junk_reason]
     if not paths:
         return []
     if not options.isolate:
         return read_in_process(paths, form)
     with ReaderPool(form, options.isolation) as pool:
-        return pool.read_all(paths)
+        return pool.read_all(paths, progress=progress)
+
+
+def mark_late(outcomes: list[FileOutcome], deadline: date) -> None:
+    """Files received after the deadline's last second carry a warning."""
+    cutoff = datetime.combine(deadline, time.max).timestamp()
+    for outcome in outcomes:
+        if outcome.status != "ignored" and outcome.mtime > cutoff:
+            received = datetime.fromtimestamp(outcome.mtime)
+            outcome.issues.append(make_issue("late_submission", received=received.strftime("%d/%m/%Y %H:%M"),
+                                             deadline=deadline.strftime("%d/%m/%Y"), unit=outcome.unit,
+                                             file=outcome.name))
 
 
 def process(files: list[InboxFile], options: Options, registry: Registry | None = None,
-            form: FormDefinition | None = None) -> Consolidation:
+            form: FormDefinition | None = None, progress: Progress | None = None) -> Consolidation:
     form = form or load_form(options.form)
     registry = registry or load_registry(options.registry)
-    reads = read_files(files, form, options)
+    reads = read_files(files, form, options, progress)
     outcomes = assess(files, registry, form, reads)
-    return consolidate(outcomes, registry, form)
+    if options.deadline is not None:
+        mark_late(outcomes, options.deadline)
+    result = consolidate(outcomes, registry, form)
+    result.deadline = options.deadline
+    return result
 
 
 def process_inbox(inbox: Path, options: Options) -> Consolidation:
@@ -154,11 +171,16 @@ def new_run_name(outbox: Path, now: datetime | None = None) -> str:
     return name
 
 
-def write_run(consolidation: Consolidation, outbox: Path, started: datetime | None = None) -> Path:
-    """Write the run folder under a temporary name, then rename it into place in one step."""
+def write_run(consolidation: Consolidation, outbox: Path, started: datetime | None = None,
+              extra: Callable[[Path, str], None] | None = None) -> Path:
+    """Write the run folder under a temporary name, then rename it into place in one step.
+
+    `extra(staging_folder, run_name)` adds files (the mail) before the folder becomes visible.
+    """
     from pipeline.report import write_outputs
 
     outbox.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(outbox)
     name = new_run_name(outbox, started)
     staging = outbox / f".{name}.partial-{os.getpid()}"
     if staging.exists():
@@ -166,6 +188,8 @@ def write_run(consolidation: Consolidation, outbox: Path, started: datetime | No
     staging.mkdir()
     try:
         write_outputs(consolidation, staging, run_name=name)
+        if extra is not None:
+            extra(staging, name)
         final = outbox / name
         os.rename(staging, final)
     except BaseException:
@@ -173,6 +197,29 @@ def write_run(consolidation: Consolidation, outbox: Path, started: datetime | No
         raise
     _fsync_dir(outbox)
     return final
+
+
+def remove_stale_staging(outbox: Path) -> list[Path]:
+    """Half-written run folders left by a run that was killed; their owner is gone."""
+    removed = []
+    for candidate in outbox.glob(".*.partial-*"):
+        pid = candidate.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)) and candidate.is_dir():
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,7 +7,10 @@ This module decides what a file really is from its bytes, and refuses what no pa
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 class Limits:
     """Caps a real submission never comes near (a filled form is ~10 KB, a few hundred cells)."""
 
+    max_file_bytes: int = 100 * 1024 * 1024
     max_entries: int = 2_000
     max_total_uncompressed: int = 200 * 1024 * 1024
     max_entry_ratio: float = 200.0
@@ -52,13 +56,17 @@ def _reject(code: str, **fields: object) -> Screened:
 def screen(path: Path, limits: Limits = DEFAULT_LIMITS) -> Screened:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4096)
+            size = os.fstat(handle.fileno()).st_size
+            if size > limits.max_file_bytes:
+                return _reject("file_too_large", size=_megabytes(size), limit=_megabytes(limits.max_file_bytes))
+            raw = handle.read()
     except OSError as exc:
         return _reject("file_unreadable", detail=exc.strerror or type(exc).__name__)
+    head = raw[:4096]
     if not head:
         return _reject("file_empty")
     if head.startswith(ZIP_MAGIC):
-        return _screen_zip(path, limits)
+        return _screen_zip(path, raw, limits)
     if head.startswith(CFB_MAGIC):
         return _screen_cfb(path)
     return _classify_other(head, path)
@@ -138,11 +146,10 @@ def _screen_cfb(path: Path) -> Screened:
 
 # ---------------------------------------------------------------- zip: OOXML or ODS
 
-_CELL_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,4})([0-9]{1,8})"')
-_ROW_REF = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="([0-9]{1,8})"')
+_ROW_NUMBERS = re.compile(rb'<(?:\w+:)?(?:row|c)\b[^>]*?\br="[A-Z]{0,4}([0-9]{1,8})"')
+_COLUMN_LETTERS = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,4})[0-9]')
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\bref="([A-Z]{0,4})([0-9]{0,8}):?([A-Z]{0,4})([0-9]{0,8})"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
-_ODS_REPEAT = re.compile(rb'number-(?:rows|columns)-repeated="([0-9]+)"')
 
 
 def column_number(letters: bytes | str) -> int:
@@ -152,10 +159,14 @@ def column_number(letters: bytes | str) -> int:
     return number
 
 
-def _screen_zip(path: Path, limits: Limits) -> Screened:
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
+
+
+def _screen_zip(path: Path, raw: bytes, limits: Limits) -> Screened:
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         return _reject("file_unreadable", detail=f"tệp nén hỏng hoặc bị cắt cụt ({type(exc).__name__})")
     with archive:
         entries = archive.infolist()
@@ -171,26 +182,67 @@ def _screen_zip(path: Path, limits: Limits) -> Screened:
                 "bản trình chiếu PowerPoint" if "ppt/presentation.xml" in names else "tệp nén .zip")
             return _reject("file_not_spreadsheet", kind=description, extension=path.suffix or "(không đuôi)")
         oversized: list[str] = []
-        total = 0
+        budget = limits.max_total_uncompressed
         for entry in entries:
             if entry.is_dir():
                 continue
+            if entry.flag_bits & 0x1:
+                return _reject("file_encrypted")
             is_sheet = kind == "xlsx" and entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml")
             try:
-                outcome = _inspect_entry(archive, entry, limits, limits.max_total_uncompressed - total,
-                                         measure_cells=is_sheet, ods=kind == "ods")
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-                if isinstance(exc, RuntimeError) and "encrypted" in str(exc).lower():
-                    return _reject("file_encrypted")
+                data = _inflate(raw, entry, limits, budget)
+            except (zipfile.BadZipFile, zlib.error, struct.error, ValueError, IndexError) as exc:
                 return _reject("file_unreadable",
                                detail=f"phần \"{entry.filename}\" trong tệp bị hỏng ({type(exc).__name__})")
-            if isinstance(outcome, Screened):
-                return outcome
-            size, too_large = outcome
-            total += size
-            if too_large:
+            if isinstance(data, Screened):
+                return data
+            budget -= len(data)
+            if entry.filename.endswith(_XML_SUFFIXES) and _DTD.search(data):
+                return _reject("xml_dtd")
+            if is_sheet and _sheet_too_large(data, limits):
                 oversized.append(entry.filename)
         return Screened(kind=kind, oversized_sheets=tuple(oversized))
+
+
+def _inflate(raw: bytes, entry: zipfile.ZipInfo, limits: Limits, budget: int) -> bytes | Screened:
+    """Decompress one member from the file's bytes, stopping one byte past what it may hold.
+
+    The headers' sizes may lie, so the cap comes from the compressed size (a ratio) and the run's
+    remaining budget, never from the declared uncompressed size.
+    """
+    header = _LOCAL_HEADER.unpack_from(raw, entry.header_offset)
+    if header[0] != b"PK\x03\x04":
+        raise zipfile.BadZipFile("bad local header")
+    start = entry.header_offset + _LOCAL_HEADER.size + header[9] + header[10]
+    body = raw[start:start + entry.compress_size]
+    if len(body) < entry.compress_size:
+        raise zipfile.BadZipFile("truncated member")
+    cap = min(budget, max(limits.ratio_floor, int(entry.compress_size * limits.max_entry_ratio)))
+    if entry.compress_type == zipfile.ZIP_STORED:
+        data = body
+    elif entry.compress_type == zipfile.ZIP_DEFLATED:
+        inflater = zlib.decompressobj(-15)
+        data = inflater.decompress(body, cap + 1)
+    else:
+        raise zipfile.BadZipFile(f"compression method {entry.compress_type}")
+    if len(data) > cap:
+        if cap == budget:
+            return _reject("zip_bomb", size=f"trên {_megabytes(limits.max_total_uncompressed)}")
+        return _reject("zip_bomb", size=f"tỉ lệ nén trên {limits.max_entry_ratio:.0f} lần")
+    return data
+
+
+def _sheet_too_large(data: bytes, limits: Limits) -> bool:
+    rows = _ROW_NUMBERS.findall(data)
+    columns = _COLUMN_LETTERS.findall(data)
+    max_row = max(map(int, rows), default=0)
+    max_col = max((column_number(c) for c in set(columns)), default=0)
+    dimension = _DIMENSION.search(data, 0, 4096)
+    if dimension and dimension.group(3) and dimension.group(4):
+        max_col = max(max_col, column_number(dimension.group(3)))
+        max_row = max(max_row, int(dimension.group(4)))
+    cells = data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/>")
+    return max_row > limits.max_rows or max_col > limits.max_columns or cells > limits.max_cells
 
 
 def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str | None:
@@ -216,43 +268,6 @@ def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str | None:
         return "ods"
     return None
 
-
-def _inspect_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limits: Limits, budget: int,
-                   *, measure_cells: bool, ods: bool) -> tuple[int, bool] | Screened:
-    """Decompress one member with a hard byte budget: headers may lie about sizes."""
-    cap_by_ratio = max(limits.ratio_floor, int(entry.compress_size * limits.max_entry_ratio))
-    size = 0
-    max_row = max_col = cells = 0
-    tail = b""
-    with archive.open(entry) as stream:
-        while True:
-            chunk = stream.read(1 << 16)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > budget:
-                return _reject("zip_bomb", size=_megabytes(size))
-            if size > cap_by_ratio:
-                return _reject("zip_bomb", size=f"tỉ lệ nén trên {limits.max_entry_ratio:.0f} lần")
-            window = tail + chunk
-            if _DTD.search(window):
-                return _reject("xml_dtd")
-            if measure_cells:
-                for match in _CELL_REF.finditer(window):
-                    max_col = max(max_col, column_number(match.group(1)))
-                    max_row = max(max_row, int(match.group(2)))
-                for match in _ROW_REF.finditer(window):
-                    max_row = max(max_row, int(match.group(1)))
-                if size <= (1 << 16):
-                    dimension = _DIMENSION.search(window)
-                    if dimension and dimension.group(3) and dimension.group(4):
-                        max_col = max(max_col, column_number(dimension.group(3)))
-                        max_row = max(max_row, int(dimension.group(4)))
-                cells += window.count(b"<c ") + window.count(b"<c>") + window.count(b"<c/>")
-            tail = chunk[-256:]
-    too_large = measure_cells and (
-        max_row > limits.max_rows or max_col > limits.max_columns or cells > limits.max_cells)
-    return size, too_large
 
 
 def _megabytes(size: int) -> str:

@@ -12,15 +12,15 @@ import re
 from dataclasses import dataclass
 
 from pipeline.consolidate import Consolidation, FileOutcome, admitted_metrics
-from pipeline.issues import Issue
+from pipeline.issues import Issue, clip_text
 from pipeline.report import modified_at
 
-MAX_CELL_TEXT = 32_767
 SHEET_PROVINCE = "Báo cáo tỉnh"
 SHEET_STATUS = "Tình trạng nộp"
 SHEET_VALUES = "Số liệu đơn vị"
 SHEET_QUOTAS = "Chỉ tiêu"
 SHEET_DISCREPANCIES = "Sai lệch"
+SHEET_CHANGES = "Thay đổi"
 DISCREPANCY_PREFIX = "SL - "
 DEFAULT_UNIT_SHEET_LIMIT = 60
 
@@ -39,7 +39,7 @@ _ILLEGAL_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 
 def clip(text: str) -> str:
-    return text if len(text) <= MAX_CELL_TEXT else text[: MAX_CELL_TEXT - 1] + "…"
+    return clip_text(text)
 
 
 def sheet_title(base: str, taken: set[str]) -> str:
@@ -78,6 +78,7 @@ class _Formats:
     percent_bold: object
     link: object
     missing: object
+    overdue: object
     center: object
     italic: object
 
@@ -98,6 +99,7 @@ def _formats(book) -> _Formats:
         percent_bold=book.add_format({**border, "num_format": PERCENT_FORMAT, "bold": True}),
         link=book.add_format({**border, "font_color": "#0563C1", "underline": 1}),
         missing=book.add_format({**border, "bg_color": "#FCE4D6", "bold": True}),
+        overdue=book.add_format({**border, "bg_color": "#F4B084", "bold": True, "font_color": "#9C0006"}),
         center=book.add_format({**border, "align": "center"}),
         italic=book.add_format({**base, "italic": True}),
     )
@@ -128,14 +130,16 @@ class _Widths:
             sheet.set_column(col, col, width)
 
 
-def build_workbook(consolidation: Consolidation, unit_sheet_limit: int = DEFAULT_UNIT_SHEET_LIMIT) -> bytes:
+def build_workbook(consolidation: Consolidation, unit_sheet_limit: int | None = None) -> bytes:
     import xlsxwriter
 
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
                                         "strings_to_numbers": False})
     formats = _formats(book)
-    taken = {SHEET_PROVINCE, SHEET_STATUS, SHEET_VALUES, SHEET_QUOTAS}
+    if unit_sheet_limit is None:
+        unit_sheet_limit = consolidation.unit_sheet_limit
+    taken = {SHEET_PROVINCE, SHEET_STATUS, SHEET_VALUES, SHEET_QUOTAS, SHEET_CHANGES, SHEET_DISCREPANCIES}
     units_with_issues = [u for u in consolidation.registry.units if _unit_issues(consolidation, u.code)]
     per_unit_sheets = len(units_with_issues) <= unit_sheet_limit
     discrepancy_sheets: dict[str, str] = {}
@@ -146,6 +150,7 @@ def build_workbook(consolidation: Consolidation, unit_sheet_limit: int = DEFAULT
     _status_sheet(book, formats, consolidation, discrepancy_sheets, per_unit_sheets)
     _values_sheet(book, formats, consolidation)
     _quota_sheet(book, formats, consolidation)
+    _changes_sheet(book, formats, consolidation)
     if per_unit_sheets:
         for unit in units_with_issues:
             _unit_discrepancy_sheet(book, formats, consolidation, unit.code, discrepancy_sheets[unit.code])
@@ -276,7 +281,7 @@ def _shares_table(sheet, f: _Formats, c: Consolidation, top: int, left: int) -> 
 # ---------------------------------------------------------------- Tình trạng nộp
 
 STATUS_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Tình trạng", "Tệp", "Thời gian nhận", "Số lỗi", "Số cảnh báo",
-                  "Chi tiết")
+                  "Chi tiết", "Nộp muộn")
 
 
 def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[str, str],
@@ -286,8 +291,12 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
     received = sum(1 for u in units if u.code in c.submissions)
     accepted = sum(1 for u in units if c.unit_status(u.code) == "accepted")
     sheet.write_string(0, 0, "TÌNH TRẠNG NỘP BÁO CÁO", f.bold)
-    sheet.write_string(1, 0, f"{received}/{len(units)} đơn vị đã nộp; {accepted}/{len(units)} đơn vị hợp lệ; "
-                             f"{len(c.missing)} đơn vị chưa nộp.", f.bold)
+    late = c.late_units()
+    line = (f"{received}/{len(units)} đơn vị đã nộp; {accepted}/{len(units)} đơn vị hợp lệ; "
+            f"{len(c.missing)} đơn vị chưa nộp.")
+    if c.deadline is not None:
+        line += f" Hạn nộp {c.deadline.strftime('%d/%m/%Y')}: {len(late)} đơn vị nộp muộn."
+    sheet.write_string(1, 0, line, f.bold)
     header_row = 3
     widths = _Widths()
     for col, title in enumerate(STATUS_HEADERS):
@@ -297,14 +306,16 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
         row = header_row + 1 + i
         state = unit_state(c, unit.code)
         submission = c.submissions.get(unit.code)
-        cell = f.missing if state == "missing" else f.text
+        overdue = state == "missing" and c.past_deadline()
+        cell = (f.overdue if overdue else f.missing) if state == "missing" else f.text
+        words = STATUS_WORDS[state] + (" – quá hạn" if overdue else "")
         sheet.write_number(row, 0, i + 1, f.center)
         sheet.write_string(row, 1, unit.code, cell)
         sheet.write_string(row, 2, clip(unit.name), cell)
-        sheet.write_string(row, 3, STATUS_WORDS[state], cell)
+        sheet.write_string(row, 3, words, cell)
         widths.see(1, unit.code)
         widths.see(2, unit.name)
-        widths.see(3, STATUS_WORDS[state])
+        widths.see(3, words)
         if submission is None:
             for col in range(4, len(STATUS_HEADERS)):
                 sheet.write_blank(row, col, None, f.missing)
@@ -323,6 +334,8 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
         else:
             sheet.write_blank(row, 8, None, f.text)
         widths.see(8, "Xem sai lệch")
+        sheet.write_string(row, 9, "Nộp muộn" if unit.code in late else "", f.text)
+        widths.see(9, "Nộp muộn")
     sheet.autofilter(header_row, 0, header_row + len(units), len(STATUS_HEADERS) - 1)
     other = [o for o in c.files if not o.unit or o.status in ("ignored", "superseded")]
     if other:
@@ -555,3 +568,38 @@ def _discrepancy_list_sheet(book, f: _Formats, c: Consolidation, per_unit_sheets
     sheet.autofilter(3, 0, max(last, 4), len(DISCREPANCY_HEADERS) + 1)
     _page_setup(sheet, header_rows=4)
     sheet.freeze_panes(4, 0)
+
+
+# ---------------------------------------------------------------- Thay đổi
+
+def _changes_sheet(book, f: _Formats, c: Consolidation) -> None:
+    from pipeline.changes import KINDS
+
+    sheet = book.add_worksheet(SHEET_CHANGES)
+    sheet.write_string(0, 0, "NHỮNG THAY ĐỔI SO VỚI LẦN TỔNG HỢP TRƯỚC", f.bold)
+    headers = ("STT", "Loại thay đổi", "Mã đơn vị", "Nội dung", "Năm", "Giá trị cũ", "Giá trị mới")
+    for col, title in enumerate(headers):
+        sheet.write_string(2, col, title, f.header)
+    if not c.changes:
+        sheet.write_string(3, 0, "Không có thay đổi.", f.italic)
+    for i, change in enumerate(c.changes):
+        row = 3 + i
+        sheet.write_number(row, 0, i + 1, f.center)
+        sheet.write_string(row, 1, KINDS.get(change.kind, change.kind), f.text)
+        sheet.write_string(row, 2, change.unit, f.text)
+        sheet.write_string(row, 3, clip(change.text), f.wrap)
+        if change.year:
+            sheet.write_number(row, 4, change.year, f.center)
+        else:
+            sheet.write_blank(row, 4, None, f.text)
+        sheet.write_string(row, 5, change.old, f.text)
+        sheet.write_string(row, 6, change.new, f.text)
+    sheet.set_column(0, 0, 5)
+    sheet.set_column(1, 1, 28)
+    sheet.set_column(2, 2, 11)
+    sheet.set_column(3, 3, 80)
+    sheet.set_column(4, 6, 12)
+    if c.changes:
+        sheet.autofilter(2, 0, 2 + len(c.changes), len(headers) - 1)
+    _page_setup(sheet, header_rows=3)
+    sheet.freeze_panes(3, 0)

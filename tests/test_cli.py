@@ -87,7 +87,7 @@ def test_run_never_touches_older_runs(small_inbox, outbox):
     assert runner.invoke(main, args).exit_code == 0
     first = only_run_folder(outbox)
     snapshot = _hashes(first)
-    assert runner.invoke(main, args).exit_code == 0
+    assert runner.invoke(main, [*args, "--force"]).exit_code == 0
     runs = sorted(p for p in outbox.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(runs) == 2 and first in runs
     assert _hashes(first) == snapshot
@@ -119,7 +119,7 @@ def test_malformed_registry_stops_the_run_naming_sheet_and_row(small_inbox, outb
                                        "--registry", str(broken)])
     assert result.exit_code == 2
     assert "ĐƠN VỊ" in result.output and "dòng 3" in result.output and "trùng" in result.output
-    assert not outbox.exists() or not any(outbox.iterdir())
+    assert not outbox.exists() or not [p for p in outbox.iterdir() if p.is_dir()]
 
 
 def test_missing_registry_quota_sheet_header_is_reported(small_inbox, outbox, tmp_path):

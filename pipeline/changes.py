@@ -1,0 +1,76 @@
+"""What changed since the last completed run: files, values, issues, verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.consolidate import Consolidation
+from pipeline.ledger import Snapshot
+from pipeline.validate import format_number
+
+# Kinds, in the order the board reads them.
+KINDS = {
+    "submission": "Bài nộp mới hoặc thay thế",
+    "accepted": "Đơn vị chuyển sang hợp lệ",
+    "value": "Số liệu thay đổi",
+    "resolved": "Sai lệch đã được sửa",
+    "new_issue": "Sai lệch mới",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str
+    unit: str
+    text: str  # one Vietnamese line, ready for the workbook and the email
+    year: int | None = None
+    metric: str = ""
+    old: str = ""
+    new: str = ""
+
+
+def snapshot_of(consolidation: Consolidation) -> Snapshot:
+    values = {(o.unit, year, metric): int(o.values[(year, metric)])
+              for o in consolidation.accepted() for year in consolidation.form.years
+              for metric in consolidation.form.metric_keys}
+    units = {code: (consolidation.unit_status(code), o.name, o.sha256) for code, o in consolidation.submissions.items()}
+    issues = {(o.unit, i.code, i.cell, i.severity, i.message) for o in consolidation.submissions.values()
+              for i in o.issues if i.severity in ("error", "warning")}
+    return Snapshot(values, units, issues)
+
+
+def diff(previous: Snapshot | None, consolidation: Consolidation) -> list[Change]:
+    """Changes from `previous` (None: no earlier run, so everything received is new)."""
+    previous = previous or Snapshot({}, {}, set())
+    current = snapshot_of(consolidation)
+    names = {u.code: u.name for u in consolidation.registry.units}
+    labels = {m.key: m.label for m in consolidation.form.metrics}
+    changes: list[Change] = []
+    for code, (status, file, sha) in current.units.items():
+        before = previous.units.get(code)
+        if before is None or before[2] != sha:
+            verb = "gửi bài mới" if before is None else "gửi bản thay thế"
+            changes.append(Change("submission", code, f"{names.get(code, code)}: {verb} \"{file}\"."))
+        if status == "accepted" and (before is None or before[0] != "accepted"):
+            changes.append(Change("accepted", code, f"{names.get(code, code)}: báo cáo đã hợp lệ."))
+    for key in sorted(set(current.values) & set(previous.values)):
+        old, new = previous.values[key], current.values[key]
+        if old != new:
+            unit, year, metric = key
+            changes.append(Change("value", unit, f"{names.get(unit, unit)}, năm {year}, {labels.get(metric, metric)}: "
+                                  f"{format_number(old)} → {format_number(new)}.", year, metric,
+                                  format_number(old), format_number(new)))
+    previous_keys = {(u, c, cell): msg for u, c, cell, _, msg in previous.issues}
+    current_keys = {(u, c, cell): msg for u, c, cell, _, msg in current.issues}
+    for (unit, code, cell), message in sorted(previous_keys.items()):
+        if (unit, code, cell) not in current_keys and unit in current.units:
+            where = f" (ô {cell})" if cell else ""
+            changes.append(Change("resolved", unit, f"{names.get(unit, unit)}{where}: đã sửa — {message}"))
+    if previous.units:
+        for (unit, code, cell), message in sorted(current_keys.items()):
+            if (unit, code, cell) not in previous_keys:
+                where = f" (ô {cell})" if cell else ""
+                changes.append(Change("new_issue", unit, f"{names.get(unit, unit)}{where}: {message}"))
+    order = list(KINDS)
+    changes.sort(key=lambda c: order.index(c.kind))
+    return changes

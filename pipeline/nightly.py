@@ -1,0 +1,295 @@
+"""The nightly job: one locked, idempotent pass from inbox to outbox to mailbox.
+
+Nobody watches it, so every step is safe to repeat: a run with an unchanged inbox writes and sends
+nothing; a mail is built once per run with a fixed Message-ID, kept as a .eml in the run folder,
+and moved through built → sending → sent in the ledger, so a failed send is retried by the next
+run and a sent one is never sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from pipeline.changes import Change, diff
+from pipeline.config import Config
+from pipeline.consolidate import Consolidation
+from pipeline.form import DEFAULT_FORM, load_form
+from pipeline.intake import InboxFile, scan
+from pipeline.isolation import IsolationSettings
+from pipeline.ledger import Ledger
+from pipeline.registry import load_registry
+from pipeline.run import Options, process, write_run
+
+log = logging.getLogger(__name__)
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; cron may simply try again later
+REPORT_EML = "thu_bao_cao.eml"
+
+
+class RunLocked(RuntimeError):
+    """Another run holds the outbox lock."""
+
+
+@dataclass
+class MailOutcome:
+    message_id: str
+    kind: str
+    state: str
+    error: str = ""
+
+
+@dataclass
+class NightlyResult:
+    state: str  # "completed" | "unchanged"
+    folder: Path | None = None
+    consolidation: Consolidation | None = None
+    changes: list[Change] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # files still being copied, left for the next run
+    mails: list[MailOutcome] = field(default_factory=list)
+    previous_run: str = ""
+
+
+def fingerprint(files: list[InboxFile], config: Config, form_path: Path) -> str:
+    """Changes when any inbox file, the registry, the form definition or the report settings change."""
+    digest = hashlib.sha256()
+    for entry in files:
+        st = entry.path.stat()
+        digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8"))
+    for path in (config.paths.registry, form_path):
+        try:
+            digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        except OSError:
+            digest.update(b"missing")
+    report = config.report
+    digest.update(f"{report.province}|{report.deadline}|{report.unit_sheet_limit}".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _lock(outbox: Path):
+    from filelock import FileLock
+
+    outbox.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(outbox / "tonghop.lock"), timeout=0)
+
+
+def nightly_run(config: Config, *, force: bool = False, now: datetime | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                on_lock: Callable[[], None] | None = None) -> NightlyResult:
+    """Run once. Raises RunLocked when another run is in progress."""
+    from filelock import Timeout
+
+    outbox = config.paths.outbox
+    lock = _lock(outbox)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunLocked(str(outbox)) from None
+    try:
+        if on_lock is not None:
+            on_lock()
+        with Ledger(config.paths.ledger_path) as ledger:
+            result = _run_locked(config, ledger, force=force, now=now or datetime.now(), progress=progress)
+            result.mails.extend(deliver_pending(config, ledger))
+            return result
+    finally:
+        lock.release()
+
+
+def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
+                progress: Callable[[int, int], None] | None) -> NightlyResult:
+    form_path = config.paths.form or DEFAULT_FORM
+    form = load_form(form_path)
+    registry = load_registry(config.paths.registry)
+    everything = scan(config.paths.inbox)
+    horizon = now.timestamp() - config.report.settle_seconds
+    files = [f for f in everything if f.mtime <= horizon or f.junk_reason]
+    settling = [f.name for f in everything if f not in files]
+    if settling:
+        log.info("leaving %d file(s) still being copied for the next run: %s", len(settling), settling)
+    stamp = fingerprint(files, config, form_path)
+    last = ledger.last_completed()
+    if last is not None and last.fingerprint == stamp and not force:
+        log.info("inbox unchanged since run %s; nothing written", last.name)
+        return NightlyResult(state="unchanged", settling=settling, previous_run=last.name)
+    run_id = ledger.start_run(stamp)
+    try:
+        options = Options(registry=config.paths.registry, form=form_path, deadline=config.report.deadline,
+                          isolation=IsolationSettings(workers=config.report.workers,
+                                                      timeout_seconds=config.report.timeout_seconds))
+        consolidation = process(files, options, registry, form, progress=progress)
+        consolidation.province = config.report.province
+        consolidation.created = now
+        consolidation.unit_sheet_limit = config.report.unit_sheet_limit
+        previous = ledger.snapshot(last.id) if last is not None else None
+        consolidation.changes = diff(previous, consolidation)
+        mail_plan: list[PlannedMail] = []
+
+        def add_mail(staging: Path, run_name: str) -> None:
+            if consolidation.changes:
+                mail_plan.extend(build_mails(config, consolidation, staging, run_name, stamp))
+
+        folder = write_run(consolidation, config.paths.outbox, now, extra=add_mail)
+        ledger.save_snapshot(run_id, _snapshot(consolidation))
+        ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status) for o in consolidation.files)
+        for planned in mail_plan:
+            state = planned.state or ("built" if config.mail.enabled else "written")
+            ledger.add_mail(planned.message_id, run_id, planned.kind, planned.recipients,
+                            str(folder / planned.eml) if planned.eml else "", state)
+            if planned.error:
+                ledger.set_mail_state(planned.message_id, state, planned.error)
+        ledger.finish_run(run_id, "completed", name=folder.name, counts=_counts(consolidation), folder=str(folder),
+                          outputs=sorted(p.name for p in folder.iterdir()))
+    except BaseException as exc:
+        ledger.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    return NightlyResult(state="completed", folder=folder, consolidation=consolidation,
+                         changes=consolidation.changes, settling=settling,
+                         previous_run=last.name if last is not None else "")
+
+
+def _snapshot(consolidation: Consolidation):
+    from pipeline.changes import snapshot_of
+
+    return snapshot_of(consolidation)
+
+
+def _counts(consolidation: Consolidation) -> dict[str, int]:
+    counts = {s: 0 for s in ("accepted", "rejected", "superseded", "ignored")}
+    for outcome in consolidation.files:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    counts["missing"] = len(consolidation.missing)
+    counts["units"] = len(consolidation.registry.units)
+    return counts
+
+
+# ---------------------------------------------------------------- mail
+
+def message_id(run_name: str, stamp: str, kind: str, sender: str) -> str:
+    domain = sender.rsplit("@", 1)[-1] if "@" in sender else "tonghop.local"
+    return f"<tonghop.{run_name}.{kind}.{stamp[:16]}@{domain}>"
+
+
+@dataclass
+class PlannedMail:
+    message_id: str
+    kind: str
+    recipients: str
+    eml: str  # path inside the run folder; empty when the message could not be built
+    state: str = ""  # "" lets the caller choose built/written; "too_large" is final
+    error: str = ""
+
+
+def build_mails(config: Config, consolidation: Consolidation, staging: Path, run_name: str,
+                stamp: str) -> list[PlannedMail]:
+    """Build the report mail (and unit feedback mails) as .eml files inside the run folder being written."""
+    from pipeline.notify import MailError, MailTooLarge, build_message, build_unit_feedback_message, write_eml
+
+    settings = mail_settings(config)
+    planned = []
+    report_id = message_id(run_name, stamp, "report", settings.sender)
+    recipients = ", ".join([*settings.to, *settings.cc])
+    try:
+        message = build_message(settings, summary_for_mail(consolidation, run_name), staging / "tong_hop.xlsx",
+                                report_id)
+    except MailTooLarge as exc:
+        log.error("report mail not built: %s", exc)
+        planned.append(PlannedMail(report_id, "report", recipients, "", "too_large", str(exc)))
+    else:
+        write_eml(message, staging / REPORT_EML)
+        planned.append(PlannedMail(report_id, "report", recipients, REPORT_EML))
+    if config.mail.feedback_to_units:
+        for code, outcome in consolidation.submissions.items():
+            copy = staging / "phan_hoi" / f"{code}.xlsx"
+            unit = consolidation.registry.unit(code)
+            if not copy.exists() or not unit.email:
+                continue
+            feedback_id = message_id(run_name, stamp, f"feedback-{code}", settings.sender)
+            try:
+                feedback = build_unit_feedback_message(settings, consolidation.province, unit.name, unit.email,
+                                                       copy, (outcome.errors, outcome.warnings), feedback_id)
+            except MailError as exc:  # too large, or the registry's email cell holds no usable address
+                state = "too_large" if isinstance(exc, MailTooLarge) else "failed_build"
+                planned.append(PlannedMail(feedback_id, f"feedback:{code}", unit.email, "", state, str(exc)))
+                continue
+            relative = f"phan_hoi/{code}.eml"
+            write_eml(feedback, staging / relative)
+            planned.append(PlannedMail(feedback_id, f"feedback:{code}", unit.email, relative))
+    return planned
+
+
+def mail_settings(config: Config):
+    from pipeline.notify import MailSettings
+
+    mail = config.mail
+    return MailSettings(host=mail.host, port=mail.port, security=mail.security, user=mail.user,
+                        password=mail.password(), sender=mail.sender or "tonghop@localhost", to=list(mail.to),
+                        cc=list(mail.cc), max_bytes=mail.max_bytes, retries=mail.retries,
+                        backoff_seconds=mail.backoff_seconds, timeout_seconds=mail.timeout_seconds)
+
+
+def summary_for_mail(consolidation: Consolidation, run_name: str):
+    from pipeline.consolidate import admitted_metrics
+    from pipeline.notify import Summary
+
+    c = consolidation
+    names = {u.code: u.name for u in c.registry.units}
+    rejected = [(code, names.get(code, code), f"{o.errors} lỗi") for code, o in c.submissions.items()
+                if o.status == "rejected"]
+    admitted_keys = admitted_metrics(c.form)
+    quota = {}
+    for year in c.form.years:
+        allocated = sum(v for (code, y), v in c.registry.quotas.items() if y == year)
+        admitted = sum(c.totals[(year, k)] for k in admitted_keys)
+        quota[year] = (allocated, admitted)
+    return Summary(
+        province=c.province, run_name=run_name, created=c.created,
+        units_total=len(c.registry.units), units_received=len(c.submissions),
+        units_accepted=sum(1 for o in c.submissions.values() if o.status == "accepted"),
+        units_rejected=len(rejected), units_missing=[names.get(code, code) for code in c.missing],
+        rejected=rejected,
+        totals={year: {m: c.totals[(year, m)] for m in c.form.metric_keys} for year in c.form.years},
+        metric_labels={m.key: m.label for m in c.form.metrics}, quota=quota,
+        changes=[change.text for change in c.changes],
+        late=[names.get(code, code) for code in c.late_units()],
+    )
+
+
+def deliver_pending(config: Config, ledger: Ledger) -> list[MailOutcome]:
+    """Send every built or failed message once; leave 'sending' ones alone (their fate is unknown)."""
+    if not config.mail.enabled:
+        return []
+    from email import message_from_bytes, policy
+
+    from pipeline.notify import MailError, send_message
+
+    settings = mail_settings(config)
+    outcomes = []
+    for record in ledger.mails(states=("built", "failed")):
+        path = Path(record.eml_path)
+        try:
+            message = message_from_bytes(path.read_bytes(), policy=policy.SMTP)
+        except OSError as exc:
+            ledger.set_mail_state(record.message_id, "failed", f"không đọc được {path}: {exc}")
+            outcomes.append(MailOutcome(record.message_id, record.kind, "failed", str(exc)))
+            continue
+        ledger.set_mail_state(record.message_id, "sending", attempt=True)
+        started = time.monotonic()
+        try:
+            send_message(settings, message)
+        except MailError as exc:
+            # A message that may have reached anyone stays in "sending": sending it again could deliver it twice.
+            state = "failed" if exc.resend_safe else "sending"
+            ledger.set_mail_state(record.message_id, state, str(exc))
+            log.warning("mail %s not sent (%s): %s", record.message_id, state, exc)
+            outcomes.append(MailOutcome(record.message_id, record.kind, state, str(exc)))
+            continue
+        ledger.set_mail_state(record.message_id, "sent")
+        log.info("mail %s sent in %.1f s", record.message_id, time.monotonic() - started)
+        outcomes.append(MailOutcome(record.message_id, record.kind, "sent"))
+    return outcomes
