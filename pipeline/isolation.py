@@ -64,8 +64,20 @@ def _virtual_size() -> int:
         return 0
 
 
-def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the parent dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     try:
         # A parser that aborts prints a Rust backtrace; the file's issue says all the user needs.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -82,6 +94,12 @@ def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: i
         pass  # no RLIMIT_AS on this platform: the deadline still applies
     while True:
         try:
+            # Other workers forked later hold copies of this pipe's parent end, so EOF alone cannot tell
+            # us the parent is gone: poll, and check who our parent is.
+            if not conn.poll(1.0):
+                if os.getppid() != parent:
+                    return
+                continue
             task = conn.recv()
         except (EOFError, OSError):
             return
@@ -98,7 +116,8 @@ def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: i
 class _Worker:
     def __init__(self, context, form: FormDefinition, limits: Limits, memory_mb: int) -> None:
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker, args=(child, form, limits, memory_mb), daemon=True)
+        self.process = context.Process(target=_worker, args=(child, form, limits, memory_mb, os.getpid()),
+                                       daemon=True)
         self.process.start()
         child.close()
         self.pending: deque[tuple[int, str]] = deque()

@@ -95,7 +95,9 @@ def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEF
         return _read_screened(path, screened.kind, screened.decrypted, screened.oversized_sheets, form, limits)
     except MemoryError:
         return ReadResult(format="rejected", issues=[make_issue("reader_out_of_memory")])
-    except Exception as exc:  # calamine raises its own error types and plain ValueErrors alike
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # calamine raises its own errors, and pyo3 panics derive from BaseException
         return ReadResult(format="rejected", issues=[make_issue("file_unreadable", detail=_describe(exc))])
 
 

@@ -68,7 +68,7 @@ def screen(path: Path, limits: Limits = DEFAULT_LIMITS) -> Screened:
     if head.startswith(ZIP_MAGIC):
         return _screen_zip(path, raw, limits)
     if head.startswith(CFB_MAGIC):
-        return _screen_cfb(path)
+        return _screen_cfb(path, raw, limits)
     return _classify_other(head, path)
 
 
@@ -113,42 +113,90 @@ def _looks_like_text(head: bytes) -> bool:
 
 # ---------------------------------------------------------------- CFB: legacy .xls or encrypted OOXML
 
-def _screen_cfb(path: Path) -> Screened:
-    import msoffcrypto
+_FILEPASS = 0x002F
+_DIMENSIONS = 0x0200
+_CELL_RECORDS = {0x0203, 0x027E, 0x00FD, 0x0204, 0x0201, 0x0006, 0x0205, 0x0208, 0x00D6}
+_SPAN_RECORDS = {0x00BD, 0x00BE}  # MULRK, MULBLANK: first column at 2, last column in the final two bytes
+
+
+@dataclass(frozen=True)
+class BiffExtent:
+    rows: int
+    columns: int
+    cells: int
+    encrypted: bool
+
+
+def biff_extent(stream: bytes) -> BiffExtent:
+    """Largest row/column any record claims, and whether the workbook carries a FILEPASS record."""
+    rows = columns = cells = 0
+    position, size = 0, len(stream)
+    unpack = struct.unpack_from
+    while position + 4 <= size:
+        kind, length = unpack("<HH", stream, position)
+        body = position + 4
+        if kind == _FILEPASS:
+            return BiffExtent(rows, columns, cells, True)
+        if kind == _DIMENSIONS and length >= 10 and body + 10 <= size:
+            first_row, last_row, first_col, last_col = unpack("<IIHH", stream, body)
+            rows, columns = max(rows, last_row), max(columns, last_col)
+        elif kind in _CELL_RECORDS and length >= 4 and body + 4 <= size:
+            row, col = unpack("<HH", stream, body)
+            rows, columns, cells = max(rows, row + 1), max(columns, col + 1), cells + 1
+        elif kind in _SPAN_RECORDS and length >= 6 and body + length <= size:
+            row, = unpack("<H", stream, body)
+            last, = unpack("<H", stream, body + length - 2)
+            rows, columns = max(rows, row + 1), max(columns, last + 1)
+            cells += max(0, (length - 6) // 6)
+        position = body + length
+    return BiffExtent(rows, columns, cells, False)
+
+
+def _screen_cfb(path: Path, raw: bytes, limits: Limits) -> Screened:
     import olefile
 
     try:
-        with olefile.OleFileIO(str(path)) as ole:
-            streams = {"/".join(entry).lower() for entry in ole.listdir(streams=True, storages=False)}
+        with olefile.OleFileIO(raw) as ole:
+            streams = {"/".join(entry).lower(): entry for entry in ole.listdir(streams=True, storages=False)}
+            if "encryptedpackage" in streams or "encryptioninfo" in streams:
+                return _reject("file_encrypted")
+            name = "workbook" if "workbook" in streams else "book" if "book" in streams else ""
+            if not name:
+                kind = "tài liệu Word" if "worddocument" in streams else "tài liệu Office không phải bảng tính"
+                return _reject("file_not_spreadsheet", kind=kind, extension=path.suffix or "(không đuôi)")
+            stream = ole.openstream(streams[name]).read(limits.max_file_bytes)
     except Exception as exc:  # olefile raises plain OSError/struct errors on damaged containers
         return _reject("file_unreadable", detail=f"vùng chứa OLE hỏng: {type(exc).__name__}")
-    if "encryptedpackage" in streams or "encryptioninfo" in streams:
-        return _reject("file_encrypted")
-    if "workbook" not in streams and "book" not in streams:
-        kind = "tài liệu Word" if "worddocument" in streams else "tài liệu Office không phải bảng tính"
-        return _reject("file_not_spreadsheet", kind=kind, extension=path.suffix or "(không đuôi)")
-    try:
-        with open(path, "rb") as handle:
-            office = msoffcrypto.OfficeFile(handle)
-            if not office.is_encrypted():
-                return Screened(kind="xls")
-            # Excel encrypts a workbook whose structure is protected with a fixed, public password;
-            # such a file opens without asking anyone, so it is not "password protected" to the unit.
-            import io
+    extent = biff_extent(stream)
+    if extent.encrypted:
+        return _decrypt_default_password(raw)
+    if extent.rows > limits.max_rows or extent.columns > limits.max_columns or extent.cells > limits.max_cells \
+            or extent.rows * extent.columns > limits.max_cells:
+        return _reject("sheet_too_large", sheet="", extent=f"{extent.rows} hàng × {extent.columns} cột")
+    return Screened(kind="xls")
 
-            office.load_key(password="VelvetSweatshop")
-            buffer = io.BytesIO()
-            office.decrypt(buffer)
-            return Screened(kind="xls", decrypted=buffer.getvalue())
-    except Exception:
+
+def _decrypt_default_password(raw: bytes) -> Screened:
+    """Excel encrypts a workbook whose structure is protected with a fixed, public password; such a file
+    opens without asking anyone, so it is not "password protected" to the unit."""
+    import msoffcrypto
+
+    try:
+        office = msoffcrypto.OfficeFile(io.BytesIO(raw))
+        office.load_key(password="VelvetSweatshop")
+        buffer = io.BytesIO()
+        office.decrypt(buffer)
+        return Screened(kind="xls", decrypted=buffer.getvalue())
+    except Exception:  # any real password: the unit has to remove it
         return _reject("file_encrypted")
 
 
 # ---------------------------------------------------------------- zip: OOXML or ODS
 
-_ROW_NUMBERS = re.compile(rb'<(?:\w+:)?(?:row|c)\b[^>]*?\br="[A-Z]{0,4}([0-9]{1,8})"')
-_COLUMN_LETTERS = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,4})[0-9]')
-_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\bref="([A-Z]{0,4})([0-9]{0,8}):?([A-Z]{0,4})([0-9]{0,8})"')
+# [^<>] keeps every scan linear: a tag that never closes must not be rescanned from each "<c".
+_ROW_NUMBERS = re.compile(rb'<(?:\w+:)?(?:row|c)\b[^<>]*?\br="[A-Z]{0,4}([0-9]{1,8})"')
+_COLUMN_LETTERS = re.compile(rb'<(?:\w+:)?c\b[^<>]*?\br="([A-Z]{1,4})[0-9]')
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^<>]*?\bref="([A-Z]{0,4})([0-9]{0,8}):?([A-Z]{0,4})([0-9]{0,8})"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
@@ -166,7 +214,7 @@ _XML_SUFFIXES = (".xml", ".rels", ".vml")
 def _screen_zip(path: Path, raw: bytes, limits: Limits) -> Screened:
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, struct errors…
         return _reject("file_unreadable", detail=f"tệp nén hỏng hoặc bị cắt cụt ({type(exc).__name__})")
     with archive:
         entries = archive.infolist()

@@ -81,6 +81,11 @@ class _Formats:
     overdue: object
     center: object
     italic: object
+    plain: object
+    total: object
+    nav: object
+    file: object
+    mismatch: object
 
 
 def _formats(book) -> _Formats:
@@ -102,6 +107,11 @@ def _formats(book) -> _Formats:
         overdue=book.add_format({**border, "bg_color": "#F4B084", "bold": True, "font_color": "#9C0006"}),
         center=book.add_format({**border, "align": "center"}),
         italic=book.add_format({**base, "italic": True}),
+        plain=book.add_format({**base}),
+        total=book.add_format({**border, "bg_color": "#DDEBF7", "bold": True}),
+        nav=book.add_format({**base, "font_color": "#0563C1", "underline": 1}),
+        file=book.add_format({**border, "indent": 1}),
+        mismatch=book.add_format({**border, "num_format": NUMBER_FORMAT, "bg_color": "#FFE699"}),
     )
 
 
@@ -184,7 +194,7 @@ def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
     last_col = 1 + len(metrics)
     sheet.merge_range(0, 0, 0, 3, f"BCH ĐOÀN TỈNH {province.upper()}", f.subtitle)
     sheet.merge_range(0, 5, 0, last_col, "ĐOÀN TNCS HỒ CHÍ MINH", f.subtitle)
-    sheet.merge_range(1, 0, 1, 3, "BAN TỔ CHỨC – KIỂM TRA", f.subtitle)
+    sheet.merge_range(1, 0, 1, 3, "***", f.subtitle)
     date = c.created
     sheet.merge_range(1, 5, 1, last_col, f"{province}, ngày {date.day:02d} tháng {date.month:02d} năm {date.year}",
                       f.italic)
@@ -211,7 +221,7 @@ def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
     for i, year in enumerate(form.years):
         row = header_bottom + 1 + i
         sheet.write_number(row, 0, i + 1, f.center)
-        sheet.write_string(row, 1, form.year_label.format(year=year), f.text)
+        sheet.write_string(row, 1, form.year_label.format(year=year), f.center)
         for j, metric in enumerate(metrics):
             sheet.write_number(row, 2 + j, c.totals[(year, metric.key)], f.number)
     sheet.set_column(0, 0, 5)
@@ -221,10 +231,11 @@ def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
     note_row = header_bottom + len(form.years) + 2
     sheet.write_string(note_row, 0, f"Số liệu tổng hợp từ {accepted}/{len(c.registry.units)} đơn vị đã nộp báo cáo "
                                     "hợp lệ.", f.italic)
-    sign_row = note_row + 2
+    shares_bottom = _shares_table(sheet, f, c, note_row + 2, last_col)
+    sign_row = shares_bottom + 2
     sheet.merge_range(sign_row, 5, sign_row, last_col, "TM. BAN THƯỜNG VỤ TỈNH ĐOÀN", f.subtitle)
     sheet.merge_range(sign_row + 1, 5, sign_row + 1, last_col, "BÍ THƯ", f.subtitle)
-    _shares_table(sheet, f, c, header_top, last_col + 2)
+    sheet.merge_range(sign_row + 5, 5, sign_row + 5, last_col, "(ký, ghi rõ họ tên)", f.italic)
     _page_setup(sheet)
     sheet.freeze_panes(header_bottom + 1, 2)
 
@@ -259,23 +270,26 @@ SHARE_LABELS = {
 }
 
 
-def _shares_table(sheet, f: _Formats, c: Consolidation, top: int, left: int) -> None:
-    sheet.merge_range(top - 1, left, top - 1, left + len(c.form.years), "Tỉ trọng (%)", f.bold)
-    sheet.merge_range(top, left, top + 1, left, "Chỉ số", f.header)
-    for j, year in enumerate(c.form.years):
-        sheet.merge_range(top, left + 1 + j, top + 1, left + 1 + j, c.form.year_label.format(year=year), f.header)
-    per_year = {year: shares(c, year) for year in c.form.years}
-    for i, (key, label) in enumerate(SHARE_LABELS.items()):
-        row = top + 2 + i
-        sheet.write_string(row, left, label, f.text)
-        for j, year in enumerate(c.form.years):
+def _shares_table(sheet, f: _Formats, c: Consolidation, top: int, last_col: int) -> int:
+    """The shares under the report, label across B..E and one column per year; returns its last row."""
+    years = c.form.years
+    first_year_col = last_col - len(years) + 1
+    sheet.merge_range(top, 1, top, last_col, "TỈ TRỌNG (%)", f.bold)
+    sheet.merge_range(top + 1, 1, top + 1, first_year_col - 1, "Chỉ số", f.header)
+    for j, year in enumerate(years):
+        sheet.write_string(top + 1, first_year_col + j, c.form.year_label.format(year=year), f.header)
+    per_year = {year: shares(c, year) for year in years}
+    row = top + 1
+    for key, label in SHARE_LABELS.items():
+        row += 1
+        sheet.merge_range(row, 1, row, first_year_col - 1, label, f.text)
+        for j, year in enumerate(years):
             value = per_year[year][key]
             if value is None:
-                sheet.write_string(row, left + 1 + j, "–", f.center)
+                sheet.write_string(row, first_year_col + j, "–", f.center)
             else:
-                sheet.write_number(row, left + 1 + j, value, f.percent)
-    sheet.set_column(left, left, 36)
-    sheet.set_column(left + 1, left + len(c.form.years), 12)
+                sheet.write_number(row, first_year_col + j, value, f.percent)
+    return row
 
 
 # ---------------------------------------------------------------- Tình trạng nộp
@@ -339,24 +353,36 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
     sheet.autofilter(header_row, 0, header_row + len(units), len(STATUS_HEADERS) - 1)
     other = [o for o in c.files if not o.unit or o.status in ("ignored", "superseded")]
     if other:
+        # Reuses the unit table's columns: file names under "Tệp", reasons across the narrow columns at the right.
         row = header_row + len(units) + 3
         sheet.write_string(row, 0, "CÁC TỆP KHÁC TRONG HỘP THƯ (không được tổng hợp)", f.bold)
         row += 1
-        for col, title in enumerate(("STT", "Tệp", "Tình trạng", "Thời gian nhận", "Lý do")):
-            sheet.write_string(row, col, title, f.header)
+        sheet.write_string(row, 0, "STT", f.header)
+        sheet.merge_range(row, 1, row, 3, "Tình trạng", f.header)
+        sheet.write_string(row, 4, "Tệp", f.header)
+        sheet.write_string(row, 5, "Thời gian nhận", f.header)
+        sheet.merge_range(row, 6, row, len(STATUS_HEADERS) - 1, "Lý do", f.header)
         for i, outcome in enumerate(other):
             row += 1
             reason = "; ".join(i.message for i in outcome.issues if i.severity in ("error", "info"))
             state = {"ignored": "Bỏ qua", "superseded": "Đã có tệp mới hơn"}.get(
                 outcome.status, "Không xác định được đơn vị" if not outcome.unit else STATUS_WORDS["rejected"])
             sheet.write_number(row, 0, i + 1, f.center)
-            sheet.write_string(row, 1, clip(outcome.name), f.text)
-            sheet.write_string(row, 2, state, f.text)
-            sheet.write_string(row, 3, _when(outcome), f.text)
-            sheet.write_string(row, 4, clip(reason), f.text)
+            sheet.merge_range(row, 1, row, 3, state, f.text)
+            sheet.write_string(row, 4, clip(outcome.name), f.text)
+            sheet.write_string(row, 5, _when(outcome), f.text)
+            sheet.merge_range(row, 6, row, len(STATUS_HEADERS) - 1, clip(reason), f.wrap)
+            sheet.set_row(row, _height(reason, 40))
+            widths.see(4, outcome.name, maximum=50)
     widths.apply(sheet)
     _page_setup(sheet, header_rows=header_row + 1)
     sheet.freeze_panes(header_row + 1, 3)
+
+
+def _height(text: str, width_chars: int) -> float:
+    """Row height for wrapped text: LibreOffice does not grow rows of an .xlsx by itself."""
+    lines = sum(max(1, -(-len(part) // width_chars)) for part in text.splitlines() or [""])
+    return 16.5 * min(lines, 25)
 
 
 def _when(outcome: FileOutcome) -> str:
@@ -384,15 +410,15 @@ def _values_sheet(book, f: _Formats, c: Consolidation) -> None:
             sheet.write_number(row, 2, year, f.center)
             for j, metric in enumerate(form.metric_keys):
                 sheet.write_number(row, 3 + j, outcome.values[(year, metric)], f.number)
-            sheet.write_string(row, 3 + len(form.metrics), clip(outcome.name), f.text)
+            sheet.write_string(row, 3 + len(form.metrics), clip(outcome.name), f.file)
             sheet.write_string(row, 4 + len(form.metrics), clip(outcome.sheet), f.text)
             widths.see(1, names.get(outcome.unit, ""))
             widths.see(3 + len(form.metrics), outcome.name, maximum=50)
     last_data_row = row
     for year in form.years:
         row += 1
-        sheet.write_string(row, 0, "TỈNH", f.missing)
-        sheet.write_string(row, 1, f"Tổng toàn tỉnh {year}", f.missing)
+        sheet.write_string(row, 0, "TỈNH", f.total)
+        sheet.write_string(row, 1, f"Tổng toàn tỉnh {year}", f.total)
         sheet.write_number(row, 2, year, f.center)
         for j, metric in enumerate(form.metric_keys):
             sheet.write_number(row, 3 + j, c.totals[(year, metric)], f.number_bold)
@@ -424,10 +450,11 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
         sheet.write_string(row, 1, clip(names.get(line.unit, line.unit)), f.text)
         sheet.write_number(row, 2, line.year, f.center)
         for col, value in ((3, line.allocated), (4, line.reported), (5, line.admitted)):
+            mismatch = col == 4 and value is not None and line.allocated is not None and value != line.allocated
             if value is None:
                 sheet.write_blank(row, col, None, f.number)
             else:
-                sheet.write_number(row, col, value, f.number)
+                sheet.write_number(row, col, value, f.mismatch if mismatch else f.number)
         if line.achievement is None:
             sheet.write_blank(row, 6, None, f.percent)
         else:
@@ -441,8 +468,9 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
         allocated = sum(line.allocated or 0 for line in year_lines)
         admitted = sum(line.admitted or 0 for line in year_lines)
         reported = sum(line.reported or 0 for line in year_lines)
-        sheet.write_string(row, 0, "TỈNH", f.missing)
-        sheet.write_string(row, 1, f"Toàn tỉnh {year}", f.missing)
+        reporting = sum(1 for line in year_lines if line.admitted is not None)
+        sheet.write_string(row, 0, "TỈNH", f.total)
+        sheet.write_string(row, 1, f"Toàn tỉnh {year} ({reporting}/{len(year_lines)} đơn vị có số liệu)", f.total)
         sheet.write_number(row, 2, year, f.center)
         sheet.write_number(row, 3, allocated, f.number_bold)
         sheet.write_number(row, 4, reported, f.number_bold)
@@ -456,10 +484,10 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
     amber = book.add_format({"bg_color": "#FFE699", "font_color": "#7F6000"})
     green = book.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
     span = (1, 6, row, 6)
-    sheet.conditional_format(*span, {"type": "cell", "criteria": "<", "value": 0.8, "format": red})
-    sheet.conditional_format(*span, {"type": "cell", "criteria": "between", "minimum": 0.8, "maximum": 0.99999999,
-                                     "format": amber})
-    sheet.conditional_format(*span, {"type": "cell", "criteria": ">=", "value": 1, "format": green})
+    # Formula rules: a blank achievement (no accepted report) compares as 0 in a plain "<" rule.
+    for criteria, colour in (("G2<0.8", red), ("AND(G2>=0.8,G2<1)", amber), ("G2>=1", green)):
+        sheet.conditional_format(*span, {"type": "formula", "criteria": f"=AND(ISNUMBER(G2),{criteria})",
+                                         "format": colour})
     sheet.autofilter(0, 0, max(last_unit_row, 1), len(QUOTA_HEADERS) - 1)
     widths.apply(sheet)
     _achievement_chart(book, sheet, f, c, lines, row + 3)
@@ -471,30 +499,33 @@ def _achievement_chart(book, sheet, f: _Formats, c: Consolidation, lines, top: i
     year = max(c.form.years)
     names = {u.code: u.short_name for u in c.registry.units}
     chart_lines = [line for line in lines if line.year == year and line.achievement is not None]
+    # The chart's source sits in the name and achievement columns, so both are wide enough already.
     sheet.write_string(top, 0, f"Tỉ lệ hoàn thành chỉ tiêu năm {year} theo đơn vị", f.bold)
-    sheet.write_string(top + 1, 0, "Đơn vị", f.header)
-    sheet.write_string(top + 1, 1, "Tỉ lệ hoàn thành", f.header)
+    sheet.write_string(top + 1, 1, "Đơn vị", f.header)
+    sheet.write_string(top + 1, 6, "Tỉ lệ hoàn thành", f.header)
     for i, line in enumerate(chart_lines):
-        sheet.write_string(top + 2 + i, 0, names.get(line.unit, line.unit), f.text)
-        sheet.write_number(top + 2 + i, 1, line.achievement, f.percent)
+        sheet.write_string(top + 2 + i, 1, names.get(line.unit, line.unit), f.text)
+        sheet.write_number(top + 2 + i, 6, line.achievement, f.percent)
     if not chart_lines:
-        sheet.write_string(top + 2, 0, "Chưa có đơn vị nào có số liệu hợp lệ.", f.italic)
+        sheet.write_string(top + 2, 1, "Chưa có đơn vị nào có số liệu hợp lệ.", f.italic)
         return
     chart = book.add_chart({"type": "bar"})
     last = top + 1 + len(chart_lines)
     chart.add_series({
         "name": f"Tỉ lệ hoàn thành {year}",
-        "categories": [SHEET_QUOTAS, top + 2, 0, last, 0],
-        "values": [SHEET_QUOTAS, top + 2, 1, last, 1],
+        "categories": [SHEET_QUOTAS, top + 2, 1, last, 1],
+        "values": [SHEET_QUOTAS, top + 2, 6, last, 6],
         "data_labels": {"value": True, "num_format": "0%"},
         "fill": {"color": "#2F75B5"},
     })
-    chart.set_title({"name": f"Tỉ lệ hoàn thành chỉ tiêu kết nạp Đảng năm {year}"})
-    chart.set_x_axis({"num_format": "0%", "min": 0, "major_gridlines": {"visible": True}})
-    chart.set_y_axis({"reverse": True})
+    font = {"name": "Times New Roman"}
+    chart.set_title({"name": f"Tỉ lệ hoàn thành chỉ tiêu kết nạp Đảng năm {year}",
+                     "name_font": {**font, "size": 13, "bold": True}})
+    chart.set_x_axis({"num_format": "0%", "min": 0, "major_gridlines": {"visible": True}, "num_font": font})
+    chart.set_y_axis({"reverse": True, "interval_unit": 1, "num_font": font})
     chart.set_legend({"none": True})
     chart.set_size({"width": 760, "height": max(320, 26 * len(chart_lines) + 120)})
-    sheet.insert_chart(top + 1, 3, chart)
+    sheet.insert_chart(last + 2, 1, chart)
 
 
 # ---------------------------------------------------------------- discrepancies
@@ -520,6 +551,7 @@ def _write_issue_table(sheet, f: _Formats, issues: list[Issue], top: int, widths
         sheet.write_string(row, offset + 1, issue.cell, f.center)
         sheet.write_string(row, offset + 2, SEVERITY_WORDS[issue.severity], f.text)
         sheet.write_string(row, offset + 3, clip(issue.message), f.wrap)
+        sheet.set_row(row, _height(issue.message, 68))
         sheet.write_string(row, offset + 4, clip(issue.found), f.text)
         sheet.write_string(row, offset + 5, clip(issue.expected), f.text)
         sheet.write_string(row, offset + 6, issue.code, f.text)
@@ -535,13 +567,13 @@ def _unit_discrepancy_sheet(book, f: _Formats, c: Consolidation, code: str, titl
     sheet = book.add_worksheet(title)
     unit = c.registry.unit(code)
     submission = c.submissions[code]
-    sheet.write_url(0, 0, f"internal:'{SHEET_STATUS}'!A1", f.link, string="← Về trang Tình trạng nộp")
+    sheet.write_url(0, 0, f"internal:'{SHEET_STATUS}'!A1", f.nav, string="← Về trang Tình trạng nộp")
     sheet.write_string(1, 0, "Đơn vị:", f.bold)
     sheet.write_string(1, 1, f"{unit.name} ({unit.code})", f.bold)
     sheet.write_string(2, 0, "Tệp:", f.bold)
-    sheet.write_string(2, 1, clip(submission.name))
+    sheet.write_string(2, 1, clip(submission.name), f.plain)
     sheet.write_string(3, 0, "Trang tính:", f.bold)
-    sheet.write_string(3, 1, clip(submission.sheet or "–"))
+    sheet.write_string(3, 1, clip(submission.sheet or "–"), f.plain)
     sheet.write_string(4, 0, "Kết luận:", f.bold)
     sheet.write_string(4, 1, STATUS_WORDS[unit_state(c, code)], f.bold)
     widths = _Widths()
@@ -555,7 +587,7 @@ def _unit_discrepancy_sheet(book, f: _Formats, c: Consolidation, code: str, titl
 
 def _discrepancy_list_sheet(book, f: _Formats, c: Consolidation, per_unit_sheets: bool) -> None:
     sheet = book.add_worksheet(SHEET_DISCREPANCIES)
-    sheet.write_url(0, 0, f"internal:'{SHEET_STATUS}'!A1", f.link, string="← Về trang Tình trạng nộp")
+    sheet.write_url(0, 0, f"internal:'{SHEET_STATUS}'!A1", f.nav, string="← Về trang Tình trạng nộp")
     if per_unit_sheets:
         issues = _unattributed_issues(c)
         sheet.write_string(1, 0, "Sai lệch của các tệp chưa xác định được đơn vị", f.bold)

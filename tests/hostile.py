@@ -47,7 +47,7 @@ METRICS = (
     "admitted_workers_state",
     "admitted_workers_private",
 )
-METRIC_COLUMNS = dict(zip(METRICS, "CDEFGHI"))
+METRIC_COLUMNS = dict(zip(METRICS, "CDEFGHI", strict=True))
 FIRST_DATA_ROW = 10
 EVIL_FORMULA = '=HYPERLINK("http://evil.example/x","x")'
 

@@ -13,22 +13,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hostile import aborts_expected, form_bytes, form_values, read_in_child, soffice_convert
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hostile import aborts_expected, form_bytes, form_values, read_in_child, soffice_convert
 from pipeline.form import load_form
 from pipeline.isolation import IsolationSettings, ReaderPool
 from pipeline.issues import Issue
 from pipeline.read import ReadResult
 
-# Escapes already pinned by strict xfail tests in test_hostile.py
-# (test_truncated_xls_is_unreadable_not_an_exception, test_unsupported_zip_version_is_unreadable_not_an_exception).
-# Fuzzing keeps hitting them; any other escape fails here.
-KNOWN_ESCAPES = (
-    "pyo3_runtime.PanicException:",
-    "builtins.NotImplementedError: zip file version",
-)
+# Exception texts tolerated from a parser; none are known today, so any escape fails the test.
+KNOWN_ESCAPES: tuple[str, ...] = ()
 
 UNIT_LINE = "BCH HUYỆN ĐOÀN DẦU TIẾNG"
 
@@ -58,7 +53,8 @@ def scratch(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pool(form):
-    with aborts_expected(), ReaderPool(form, IsolationSettings(workers=2, timeout_seconds=20, memory_mb=768)) as readers:
+    isolation = IsolationSettings(workers=2, timeout_seconds=20, memory_mb=768)
+    with aborts_expected(), ReaderPool(form, isolation) as readers:
         yield readers
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
-
 from hostile import (
     ACCEPTED_HOSTILE,
     CORPUS,
@@ -35,16 +34,17 @@ from hostile import (
     Valid,
     aborts_expected,
     bomb_empty_cells,
+    form_values,
     large_legal,
     read_in_child,
     soffice_convert,
     truncated_xls,
     unterminated_tags,
     write_form,
-    form_values,
     xls_far_dimension,
     zip_version_too_new,
 )
+
 from pipeline.cli import main
 from pipeline.form import load_form
 from pipeline.isolation import IsolationSettings, ReaderPool
@@ -63,14 +63,10 @@ JUNK = {"~$bomb.xlsx": "a zip bomb behind an Office lock-file name", "ghi chu.tx
 
 @dataclass(frozen=True)
 class Defect:
-    """A hostile file the run survives today only because the reader pool contains the damage.
-
-    `codes` is what the file should get; `contained` the code the pool gives it meanwhile. Each has
-    a strict xfail below that states the defect."""
+    """A file that once escaped screening and reached a parser that crashed; each has its own test below."""
 
     name: str
     codes: frozenset[str]
-    contained: str = "reader_crashed"
 
 
 DEFECTS = (
@@ -326,7 +322,7 @@ def test_each_hostile_file_is_rejected_with_its_own_code(full_run, corpus):
     for defect in DEFECTS:
         if defect.name in corpus:
             errors = {r["code"] for r in issues.get(csv_cell(defect.name), []) if r["severity"] == "error"}
-            assert errors & (defect.codes | {defect.contained}), (defect.name, errors)
+            assert errors & defect.codes, (defect.name, errors)
 
 
 def test_valid_submissions_consolidate_as_if_alone(full_run, valid_only_run):
@@ -483,10 +479,6 @@ def test_reader_deadline_stops_a_slow_file_and_spares_the_rest(corpus, form, slo
 # ---------------------------------------------------------------- defects found while building this corpus
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "screen.py: _ROW_NUMBERS/_COLUMN_LETTERS use `[^>]*?` which rescans to the next '>' from every "
-    "'<c'/'<row' start: quadratic. A 5 KB .xlsx whose sheet is 64 KiB of '<c <c <c …' takes ~19 s to "
-    "screen (1 MiB would take hours), so it ties a worker up until the deadline (reader_timeout)."))
 def test_screening_is_linear_on_unterminated_tags(tmp_path, form):
     path = unterminated_tags(tmp_path / "unterminated.xlsx", 64 * 1024)
     assert path.stat().st_size < 10_000
@@ -495,21 +487,12 @@ def test_screening_is_linear_on_unterminated_tags(tmp_path, form):
     assert "reader_timeout" not in {i.code for i in outcome.result.issues}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "screen.py: zipfile.ZipFile() raises NotImplementedError('zip file version 25.5') for a member whose "
-    "'version needed to extract' is above 6.3; _screen_zip catches BadZipFile/OSError/ValueError/EOFError "
-    "only and read_submission calls screen() outside its try, so the exception escapes read_submission "
-    "(in the pool the worker dies: reader_crashed 'mã thoát 1')."))
 def test_unsupported_zip_version_is_unreadable_not_an_exception(corpus, form):
     outcome = read_in_child(corpus["zip_version_25.xlsx"], form)
     assert not outcome.raised, outcome.raised
     assert {i.code for i in outcome.result.issues} == {"file_unreadable"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "read.py: python-calamine panics on a .xls cut short (pyo3_runtime.PanicException 'range end index 64 "
-    "out of range for slice of length …'); PanicException derives from BaseException, so "
-    "`except Exception` in read_submission lets it escape (in the pool: reader_crashed 'mã thoát 1')."))
 @pytest.mark.parametrize("missing", [16, 100, 500])
 def test_truncated_xls_is_unreadable_not_an_exception(missing, legacy_xls, form, tmp_path):
     if legacy_xls is None:
@@ -521,11 +504,6 @@ def test_truncated_xls_is_unreadable_not_an_exception(missing, legacy_xls, form,
     assert {i.code for i in outcome.result.issues} == {"file_unreadable"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "screen.py measures sheet extents for OOXML only: a 6.6 KB .xls whose DIMENSIONS record claims "
-    "1048576 × 16384 reaches python-calamine, which allocates the whole grid (abort under the worker's "
-    "RLIMIT_AS → reader_crashed SIGABRT; read directly without a cap it grew past 24 GB RSS and was "
-    "OOM-killed). The far-corner .xlsx gets sheet_too_large; the .xls twin should too."))
 def test_xls_far_dimension_is_screened(corpus, legacy_xls, form, quiet_aborts):
     if legacy_xls is None:
         pytest.skip("LibreOffice is not installed")
@@ -664,9 +642,5 @@ def orphans_after_kill(tmp_path_factory, corpus, slow_legal) -> list[int]:
     return _reap_session(process.pid, grace=10.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "isolation.py: each forked worker inherits the parent's end of its own Pipe (and of earlier workers' "
-    "pipes), so when the run is SIGKILLed no worker ever sees EOF on conn.recv(): the readers stay alive "
-    "forever as orphans (observed idle for minutes with PPID 1), two per killed run."))
 def test_kill_9_leaves_no_orphan_reader(orphans_after_kill):
     assert orphans_after_kill == []
