@@ -499,7 +499,9 @@ def _achievement_chart(book, sheet, f: _Formats, c: Consolidation, lines, top: i
     year = max(c.form.years)
     names = {u.code: u.short_name for u in c.registry.units}
     chart_lines = [line for line in lines if line.year == year and line.achievement is not None]
-    # The chart's source sits in the name and achievement columns, so both are wide enough already.
+    # The chart's source sits in the name and achievement columns, so both are wide enough already;
+    # it starts a printed page of its own so the chart is never cut in two.
+    sheet.set_h_pagebreaks([top])
     sheet.write_string(top, 0, f"Tỉ lệ hoàn thành chỉ tiêu năm {year} theo đơn vị", f.bold)
     sheet.write_string(top + 1, 1, "Đơn vị", f.header)
     sheet.write_string(top + 1, 6, "Tỉ lệ hoàn thành", f.header)
@@ -522,9 +524,10 @@ def _achievement_chart(book, sheet, f: _Formats, c: Consolidation, lines, top: i
     chart.set_title({"name": f"Tỉ lệ hoàn thành chỉ tiêu kết nạp Đảng năm {year}",
                      "name_font": {**font, "size": 13, "bold": True}})
     chart.set_x_axis({"num_format": "0%", "min": 0, "major_gridlines": {"visible": True}, "num_font": font})
-    chart.set_y_axis({"reverse": True, "interval_unit": 1, "num_font": font})
+    chart.set_y_axis({"reverse": True, "interval_unit": 1, "num_font": {**font, "size": 9}})
     chart.set_legend({"none": True})
-    chart.set_size({"width": 760, "height": max(320, 26 * len(chart_lines) + 120)})
+    # Room for every unit's label: LibreOffice hides category labels that would overlap.
+    chart.set_size({"width": 760, "height": max(320, 38 * len(chart_lines) + 140)})
     sheet.insert_chart(last + 2, 1, chart)
 
 
