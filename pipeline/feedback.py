@@ -13,6 +13,7 @@ conversion off and every text goes through `write_string`, so "=HYPERLINK(…)" 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 from pathlib import Path
@@ -39,6 +40,9 @@ _LARGEST_GROUPED = 1_000_000_000  # NUMBER_FORMAT groups up to 999.999.999
 _LINE_HEIGHT = 15.75  # points per line of 12 pt Times New Roman
 _FONT = {"font_name": "Times New Roman", "font_size": 12, "valign": "vcenter"}
 _TEXT_CAP = 22  # widest a column of the submitted sheet gets before its text wraps
+
+
+log = logging.getLogger(__name__)
 
 
 def listed_issues(outcome: FileOutcome) -> list[Issue]:
@@ -98,9 +102,13 @@ def feedback_file_name(code: str) -> str:
 def write_feedback(consolidation: Consolidation, folder: Path) -> list[Path]:
     """`folder/phan_hoi/<unit code>.xlsx` for every unit whose current report has errors or warnings."""
     paths: list[Path] = []
-    for code, outcome in consolidation.submissions.items():
-        if not needs_feedback(outcome):
-            continue
+    wanted = [(code, o) for code, o in consolidation.submissions.items() if needs_feedback(o)]
+    if len(wanted) > consolidation.feedback_limit:
+        # A national round: thousands of copies would cost minutes and nobody mails them from here.
+        log.info("%d units need feedback, above feedback_limit %d: no feedback copies written",
+                 len(wanted), consolidation.feedback_limit)
+        return paths
+    for code, outcome in wanted:
         target = folder / FEEDBACK_FOLDER
         target.mkdir(parents=True, exist_ok=True)
         path = target / feedback_file_name(code)

@@ -22,7 +22,7 @@ from typing import Callable
 from pipeline.form import FormDefinition
 from pipeline.issues import make_issue
 from pipeline.read import ReadResult, read_submission
-from pipeline.screen import DEFAULT_LIMITS, Limits
+from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_bounded
 
 CHUNK = 16  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
 
@@ -49,11 +49,14 @@ def sha256_file(path: Path) -> str:
 
 
 def read_one(path: Path, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> ReadOutcome:
+    """Hash and read a file from one read of its bytes."""
     try:
-        sha = sha256_file(path)
+        raw = read_bounded(path, limits)
+    except FileTooLarge:
+        return ReadOutcome(sha256_file(path), read_submission(path, form, limits))
     except OSError as exc:
         return ReadOutcome("", ReadResult("rejected", issues=[make_issue("file_unreadable", detail=str(exc))]))
-    return ReadOutcome(sha, read_submission(path, form, limits))
+    return ReadOutcome(hashlib.sha256(raw).hexdigest(), read_submission(path, form, limits, raw))
 
 
 def _virtual_size() -> int:
@@ -162,6 +165,11 @@ class ReaderPool:
         self.close()
 
     def start(self) -> None:
+        # Imported once here, before forking, so no worker pays for them.
+        import defusedxml.ElementTree  # noqa: F401
+        import olefile  # noqa: F401
+        import python_calamine  # noqa: F401
+
         while len(self._workers) < max(1, self.settings.workers):
             self._workers.append(self._spawn())
 

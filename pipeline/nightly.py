@@ -67,7 +67,8 @@ def fingerprint(files: list[InboxFile], config: Config, form_path: Path) -> str:
         except OSError:
             digest.update(b"missing")
     report = config.report
-    digest.update(f"{report.province}|{report.deadline}|{report.unit_sheet_limit}".encode("utf-8"))
+    digest.update(f"{report.province}|{report.deadline}|{report.unit_sheet_limit}|{report.feedback_limit}"
+                  .encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -126,6 +127,7 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
         consolidation.province = config.report.province
         consolidation.created = now
         consolidation.unit_sheet_limit = config.report.unit_sheet_limit
+        consolidation.feedback_limit = config.report.feedback_limit
         previous = ledger.snapshot(last.id) if last is not None else None
         consolidation.changes = diff(previous, consolidation)
         mail_plan: list[PlannedMail] = []
@@ -145,6 +147,8 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
                 ledger.set_mail_state(planned.message_id, state, planned.error)
         ledger.finish_run(run_id, "completed", name=folder.name, counts=_counts(consolidation), folder=str(folder),
                           outputs=sorted(p.name for p in folder.iterdir()))
+        log.info("run %s: %d files; stages %s", folder.name, len(consolidation.files),
+                 ", ".join(f"{k} {v:.3f}s" for k, v in consolidation.timings.items()))
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
         raise

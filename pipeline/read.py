@@ -85,10 +85,14 @@ def address(row: int, col: int) -> str:
     return f"{column_letters(col)}{row + 1}"
 
 
-def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> ReadResult:
-    """Screen the file, open it, and locate the form. Never raises for anything the file contains."""
+def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS,
+                    raw: bytes | None = None) -> ReadResult:
+    """Screen the file, open it, and locate the form. Never raises for anything the file contains.
+
+    `raw`, when given, is the file's content already read by the caller.
+    """
     path = Path(path)
-    screened = screen(path, limits)
+    screened = screen(path, limits, raw)
     if screened.issue is not None:
         return ReadResult(format="rejected", issues=[screened.issue])
     try:
@@ -109,7 +113,9 @@ def _describe(exc: BaseException) -> str:
 def _read_screened(path: Path, kind: str, decrypted: bytes | None, oversized: tuple[str, ...],
                    form: FormDefinition, limits: Limits) -> ReadResult:
     book = open_workbook(path, kind, decrypted)
-    sheet_parts = _ooxml_sheet_parts(path) if kind == "xlsx" else {}
+    # Sheet part names cost an XML parse; only oversized sheets and blank data cells need them.
+    needs_parts = kind == "xlsx"
+    sheet_parts: dict[str, str] = _ooxml_sheet_parts(path) if needs_parts and oversized else {}
     visible = book.visible_sheets()
     token = _read_token(book, limits)
     issues: list[Issue] = []
@@ -131,7 +137,8 @@ def _read_screened(path: Path, kind: str, decrypted: bytes | None, oversized: tu
         if isinstance(located, tuple):
             partial = partial or located
             continue
-        if sheet_parts and any(cell.value is None for row in located.rows for cell in row.cells.values()):
+        if needs_parts and any(cell.value is None for row in located.rows for cell in row.cells.values()):
+            sheet_parts = sheet_parts or _ooxml_sheet_parts(path)
             _mark_formulas(path, sheet_parts.get(name, ""), located)
         issues.extend(structure_issues(located, form))
         return ReadResult(format=kind, form=located, issues=issues, sheets=tuple(visible), token=token)
@@ -357,16 +364,8 @@ SNAPSHOT_COLUMNS = 40
 def snapshot(grid: list[list[Any]], last: RawRow | None, band_end: int) -> list[list[Any]]:
     """The part of the sheet a person would look at: everything down to a little past the table."""
     bottom = (last.row if last else band_end + 1) + 12
-    rows = []
-    for row in grid[:bottom]:
-        rows.append([_plain(v) for v in row[:SNAPSHOT_COLUMNS]])
-    return rows
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return str(value) if isinstance(value, FormulaWithoutValue) else value
-    return str(value)
+    # Cells stay as the reader gave them (str, float, bool, date…): all picklable, shown as text if need be.
+    return [row[:SNAPSHOT_COLUMNS] for row in grid[:bottom]]
 
 
 def find_unit_line(grid: list[list[Any]], header_r: int, form: FormDefinition) -> tuple[str, str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
+from time import perf_counter
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Callable
@@ -129,7 +131,21 @@ def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
     if not options.isolate:
         return read_in_process(paths, form)
     with ReaderPool(form, options.isolation) as pool:
-        return pool.read_all(paths, progress=progress)
+        # Workers are forked by now; the validation stack (pandas, pandera: ~0.9 s) loads in this process
+        # while they read, instead of after them.
+        warm = threading.Thread(target=_import_validation_stack, name="warm-imports", daemon=True)
+        warm.start()
+        reads = pool.read_all(paths, progress=progress)
+    warm.join()
+    return reads
+
+
+def _import_validation_stack() -> None:
+    try:
+        import pandas  # noqa: F401
+        import pandera.pandas  # noqa: F401
+    except Exception:  # the import is repeated, and reported, where validation really needs it
+        pass
 
 
 def mark_late(outcomes: list[FileOutcome], deadline: date) -> None:
@@ -147,12 +163,17 @@ def process(files: list[InboxFile], options: Options, registry: Registry | None 
             form: FormDefinition | None = None, progress: Progress | None = None) -> Consolidation:
     form = form or load_form(options.form)
     registry = registry or load_registry(options.registry)
+    clock = perf_counter()
     reads = read_files(files, form, options, progress)
+    read_done = perf_counter()
     outcomes = assess(files, registry, form, reads)
     if options.deadline is not None:
         mark_late(outcomes, options.deadline)
+    validate_done = perf_counter()
     result = consolidate(outcomes, registry, form)
     result.deadline = options.deadline
+    result.timings.update(read=read_done - clock, validate=validate_done - read_done,
+                          consolidate=perf_counter() - validate_done)
     return result
 
 
@@ -186,11 +207,13 @@ def write_run(consolidation: Consolidation, outbox: Path, started: datetime | No
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
+    clock = perf_counter()
     try:
         write_outputs(consolidation, staging, run_name=name)
         if extra is not None:
             extra(staging, name)
         final = outbox / name
+        consolidation.timings["write"] = perf_counter() - clock
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

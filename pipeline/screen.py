@@ -53,15 +53,16 @@ def _reject(code: str, **fields: object) -> Screened:
     return Screened(kind="rejected", issue=make_issue(code, **fields))
 
 
-def screen(path: Path, limits: Limits = DEFAULT_LIMITS) -> Screened:
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > limits.max_file_bytes:
-                return _reject("file_too_large", size=_megabytes(size), limit=_megabytes(limits.max_file_bytes))
-            raw = handle.read()
-    except OSError as exc:
-        return _reject("file_unreadable", detail=exc.strerror or type(exc).__name__)
+def screen(path: Path, limits: Limits = DEFAULT_LIMITS, raw: bytes | None = None) -> Screened:
+    if raw is None:
+        try:
+            raw = read_bounded(path, limits)
+        except FileTooLarge as exc:
+            return _reject("file_too_large", size=_megabytes(exc.size), limit=_megabytes(limits.max_file_bytes))
+        except OSError as exc:
+            return _reject("file_unreadable", detail=exc.strerror or type(exc).__name__)
+    elif len(raw) > limits.max_file_bytes:
+        return _reject("file_too_large", size=_megabytes(len(raw)), limit=_megabytes(limits.max_file_bytes))
     head = raw[:4096]
     if not head:
         return _reject("file_empty")
@@ -70,6 +71,21 @@ def screen(path: Path, limits: Limits = DEFAULT_LIMITS) -> Screened:
     if head.startswith(CFB_MAGIC):
         return _screen_cfb(path, raw, limits)
     return _classify_other(head, path)
+
+
+class FileTooLarge(OSError):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
+def read_bounded(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The whole file, unless it is larger than any submission could be."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limits.max_file_bytes:
+            raise FileTooLarge(size)
+        return handle.read(limits.max_file_bytes + 1)
 
 
 # ---------------------------------------------------------------- non-spreadsheet content
