@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import os
+import re
+import shutil
 import sys
+import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -52,3 +58,38 @@ def only_run_folder(outbox: Path) -> Path:
     runs = [p for p in outbox.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+SAMPLE_EXPECTED = json.loads((ROOT / "tests" / "sample_inbox_expected.json").read_text(encoding="utf-8"))
+
+
+def run_sample_inbox(base: Path) -> Path:
+    """The bundled inbox copied under `base` with the answer key's mtimes (git keeps none), run by the CLI."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.textnorm import nfc
+
+    inbox = base / "inbox"
+    shutil.copytree(ROOT / "inbox", inbox)
+    on_disk = {nfc(p.name): p for p in inbox.iterdir()}
+    for name, entry in SAMPLE_EXPECTED["files"].items():
+        set_mtime(on_disk[name], datetime.fromisoformat(entry["mtime"]).timestamp())
+    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(base / "outbox"),
+                                       "--registry", str(REGISTRY)])
+    assert result.exit_code == 0, result.output
+    return only_run_folder(base / "outbox")
+
+
+def formula_parts(workbook: Path | bytes) -> list[str]:
+    """Worksheet parts holding a formula element, and any relationship that leaves the file."""
+    found = []
+    source = io.BytesIO(workbook) if isinstance(workbook, bytes) else workbook
+    with zipfile.ZipFile(source) as archive:
+        for name in archive.namelist():
+            text = archive.read(name).decode("utf-8", "replace")
+            if name.startswith("xl/worksheets/sheet") and re.search(r"<f[ >]", text):
+                found.append(name)
+            if name.endswith(".rels") and 'TargetMode="External"' in text:
+                found.append(name)
+    return found

@@ -24,20 +24,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import openpyxl
+from builders import HEADER_LABELS, WORKERS_LABEL, WORKERS_SUBLABELS
+
+from pipeline.read import column_letters
 
 PROVINCE_LINE = "BCH ĐOÀN TỈNH BÌNH DƯƠNG"
 YEARS = (2021, 2022, 2023)
-HEADERS = {
-    "A": "TT",
-    "B": "Năm",
-    "C": "Tổng số đoàn viên",
-    "D": "Số đoàn viên ưu tú",
-    "E": "Chỉ tiêu được giao kết nạp Đảng",
-    "F": "Số học sinh được kết nạp đảng",
-    "G": "Số sinh viên được kết nạp đảng",
-    "H": "Số TNCCN được kết nạp Đảng",
-}
-SUBHEADERS = {"H": "Khu vực nhà nước", "I": "Khu vực DN ngoài nhà nước"}
+HEADERS = {**HEADER_LABELS, "H": WORKERS_LABEL}
+SUBHEADERS = dict(zip("HI", WORKERS_SUBLABELS))
 METRICS = (
     "members_total",
     "outstanding_members",
@@ -175,7 +169,7 @@ def bomb_empty_cells(path: Path) -> Path:
 
 def bomb_styled_cells(path: Path) -> Path:
     """~210 MiB of styled empty cells `<c r=".." s="1"/>` (~1 MB on disk): declared size over the cap."""
-    cells = b"".join(b'<c r="%s13" s="1"/>' % _letters(i).encode() for i in range(26))
+    cells = b"".join(b'<c r="%s13" s="1"/>' % column_letters(i).encode() for i in range(26))
     return _bomb(path, cells, 210 * 1024 * 1024, whole_rows=True)
 
 
@@ -242,15 +236,6 @@ def too_many_entries(path: Path) -> Path:
 
 # ---------------------------------------------------------------- sheets with absurd extents
 
-def _letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
-
-
 def far_corner(path: Path, unit_line: str = "BCH ĐOÀN THANH NIÊN CÔNG AN TỈNH") -> Path:
     """A valid form plus one text cell at XFD1048576; the dimension tag still says A1:I12."""
     parts = base_parts(unit_line)
@@ -273,8 +258,8 @@ def large_legal(path: Path, rows: int = 60_000, columns: int = 20) -> Path:
     """A valid form with ~1.2 M number cells below it: inside every limit, but seconds to read."""
     parts = base_parts("BCH ĐOÀN TRƯỜNG ĐẠI HỌC BÌNH DƯƠNG")
     head, tail = split_sheet_data(parts[SHEET])
-    pieces = [b'<c r="' + _letters(0).encode()]
-    pieces += [b'"><v>7</v></c><c r="' + _letters(i).encode() for i in range(1, columns)]
+    pieces = [b'<c r="' + column_letters(0).encode()]
+    pieces += [b'"><v>7</v></c><c r="' + column_letters(i).encode() for i in range(1, columns)]
     pieces.append(b'"><v>7</v></c>')
 
     def body() -> Iterator[bytes]:

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from builders import HAVE_SOFFICE, FormSpec, convert_with_soffice, default_values, needs_soffice, write_openpyxl
 from click.testing import CliRunner
-from conftest import REGISTRY, only_run_folder, set_mtime
+from conftest import formula_parts, REGISTRY, only_run_folder, set_mtime
 
 from pipeline.cli import main
 from pipeline.feedback import FEEDBACK_FOLDER, FILLS, SHEET_ISSUES, build_feedback, write_feedback
@@ -241,22 +241,9 @@ def test_submitted_sheet_holds_the_values_as_received(run):
     assert sheet["K3"].value == INJECTION
 
 
-def _formula_parts(path: Path) -> list[str]:
-    """Worksheet parts holding a formula element, and any relationship that leaves the file."""
-    found = []
-    with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            data = archive.read(name).decode("utf-8", "replace")
-            if name.startswith("xl/worksheets/sheet") and re.search(r"<f[ >]", data):
-                found.append(name)
-            if name.endswith(".rels") and 'TargetMode="External"' in data:
-                found.append(name)
-    return found
-
-
 def test_no_cell_is_a_formula_or_an_outside_link(run):
     for path in run["paths"]:
-        assert _formula_parts(path) == [], path.name
+        assert formula_parts(path) == [], path.name
         book = openpyxl.load_workbook(path)
         for sheet in book.worksheets:
             for row in sheet.iter_rows():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from builders import FormSpec, default_values, write_openpyxl
 from click.testing import CliRunner
-from conftest import REGISTRY, ROOT, read_csv, set_mtime
+from conftest import REGISTRY, read_csv, set_mtime
 from openpyxl import load_workbook
 
 from pipeline.cli import main

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-from datetime import datetime
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import REGISTRY, ROOT, only_run_folder, read_csv, set_mtime
+from conftest import SAMPLE_EXPECTED, read_csv, run_sample_inbox
 
-from pipeline.cli import main
-from pipeline.textnorm import nfc
-
-EXPECTED = json.loads((ROOT / "tests" / "sample_inbox_expected.json").read_text(encoding="utf-8"))
+EXPECTED = SAMPLE_EXPECTED
 
 # The answer key names issues in plain words; these are the codes the pipeline gives them.
 KIND_CODES = {
@@ -37,17 +29,7 @@ SEVERITY_OF_KIND = {"unit_from_name": "info"}
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """A copy of the bundled inbox with the answer key's mtimes (git does not keep them)."""
-    base = tmp_path_factory.mktemp("sample")
-    inbox = base / "inbox"
-    shutil.copytree(ROOT / "inbox", inbox)
-    on_disk = {nfc(p.name): p for p in inbox.iterdir()}
-    for name, entry in EXPECTED["files"].items():
-        set_mtime(on_disk[name], datetime.fromisoformat(entry["mtime"]).timestamp())
-    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(base / "outbox"),
-                                       "--registry", str(REGISTRY)])
-    assert result.exit_code == 0, result.output
-    return only_run_folder(base / "outbox")
+    return run_sample_inbox(tmp_path_factory.mktemp("sample"))
 
 
 def test_every_file_has_its_expected_unit_and_status(sample_run):

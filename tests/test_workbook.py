@@ -9,16 +9,13 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
-from datetime import datetime
 from pathlib import Path
 
 import openpyxl
 import pytest
 from builders import SOFFICE, FormSpec, default_values, needs_soffice, write_openpyxl
-from click.testing import CliRunner
-from conftest import REGISTRY, ROOT, only_run_folder, read_csv, set_mtime
+from conftest import REGISTRY, ROOT, formula_parts, read_csv, run_sample_inbox, set_mtime
 
-from pipeline.cli import main
 from pipeline.consolidate import admitted_metrics
 from pipeline.feedback import write_feedback
 from pipeline.intake import scan
@@ -39,16 +36,8 @@ PDFTOTEXT = shutil.which("pdftotext")
 def sample(tmp_path_factory):
     """The bundled inbox with the answer key's mtimes, run through the command line."""
     base = tmp_path_factory.mktemp("sample_workbook")
-    inbox = base / "inbox"
-    shutil.copytree(ROOT / "inbox", inbox)
-    on_disk = {nfc(p.name): p for p in inbox.iterdir()}
-    for name, entry in EXPECTED["files"].items():
-        set_mtime(on_disk[name], datetime.fromisoformat(entry["mtime"]).timestamp())
-    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(base / "outbox"),
-                                       "--registry", str(REGISTRY)])
-    assert result.exit_code == 0, result.output
-    folder = only_run_folder(base / "outbox")
-    return {"inbox": inbox, "folder": folder, "base": base,
+    folder = run_sample_inbox(base)
+    return {"inbox": base / "inbox", "folder": folder, "base": base,
             "book": openpyxl.load_workbook(folder / "tong_hop.xlsx")}
 
 
@@ -84,18 +73,6 @@ def _unit_sheets(book) -> dict[str, str]:
         if name.startswith("SL - "):
             line = book[name].cell(_row_of(book[name], "A", "Đơn vị:"), 2).value
             found[re.search(r"\(([^()]+)\)$", line).group(1)] = name
-    return found
-
-
-def _formula_parts(data: bytes) -> list[str]:
-    found = []
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for name in archive.namelist():
-            text = archive.read(name).decode("utf-8", "replace")
-            if name.startswith("xl/worksheets/sheet") and re.search(r"<f[ >]", text):
-                found.append(name)
-            if name.endswith(".rels") and 'TargetMode="External"' in text:
-                found.append(name)
     return found
 
 
@@ -230,7 +207,7 @@ def test_status_sheet_counts_and_highlights_missing_units(sample, registry):
 
 def test_no_cell_holds_a_formula(sample):
     data = (sample["folder"] / "tong_hop.xlsx").read_bytes()
-    assert _formula_parts(data) == []
+    assert formula_parts(data) == []
     for sheet in sample["book"].worksheets:
         for row in sheet.iter_rows():
             for cell in row:
@@ -254,7 +231,7 @@ def test_submitter_text_never_becomes_a_formula(tmp_path, registry, form):
     c = process(scan(inbox), Options(), registry, form)
     assert [i.found for i in c.submissions["DT"].issues if i.code == "value_not_number"] == [INJECTION]
     data = build_workbook(c)
-    assert _formula_parts(data) == []
+    assert formula_parts(data) == []
     book = openpyxl.load_workbook(io.BytesIO(data))
     texts = set()
     for sheet in book.worksheets:
