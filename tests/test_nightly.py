@@ -276,3 +276,24 @@ def test_schedule_prints_a_ready_schedule(flag, needles):
 def test_log_file_is_written(filled_inbox, outbox):
     assert cli("run", "--inbox", str(filled_inbox), "--outbox", str(outbox), "--registry", str(REGISTRY)).exit_code == 0
     assert (outbox / "tonghop.log").exists()
+
+
+def test_a_version_1_ledger_is_migrated_and_its_snapshots_still_read(tmp_path):
+    path = tmp_path / "old.sqlite"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("INSERT INTO runs (id, started_at, state) VALUES (1, '2024-02-10T02:00:00+07:00', 'completed')")
+    raw.execute("INSERT INTO run_values VALUES (1, 'DT', 2022, 'members_total', 1250)")
+    raw.execute("INSERT INTO run_units VALUES (1, 'DT', 'accepted', 'a.xlsx', 'abc')")
+    raw.close()
+    with Ledger(path) as ledger:
+        assert ledger.version == len(MIGRATIONS) == 2
+        old = ledger.snapshot(1)
+        assert old.values == {("DT", 2022, "members_total"): 1250}
+        assert old.units == {"DT": ("accepted", "a.xlsx", "abc")}
+        run = ledger.start_run("fp")
+        ledger.save_snapshot(run, old)
+        assert ledger.snapshot(run) == old
