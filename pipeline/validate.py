@@ -192,8 +192,7 @@ def validate(submissions: list[SubmissionValues], form: FormDefinition,
         if key in seen:
             continue
         seen.add(key)
-        row = frame.loc[int(index)]
-        sub_index = int(row[SUBMISSION])
+        sub_index = derived.column(SUBMISSION)[int(index)]
         found[sub_index].append(_issue(rule, submissions[sub_index], derived, int(index), metric, form))
     for issues in found:
         issues.sort(key=lambda i: (_cell_order(i.cell), i.code))
@@ -206,28 +205,39 @@ def _cell_order(cell: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, letters.rjust(3))
 
 
+def _as_list(series: "pd.Series") -> list:
+    """Plain Python values, None for NA: one conversion instead of a pandas lookup per failure."""
+    return series.to_numpy(dtype=object, na_value=None).tolist()
+
+
 class _Derived:
-    """Year sums and previous-year values, computed once per metric and only when a message needs them."""
+    """The frame as Python lists, plus year sums and previous-year values, each built once when needed."""
 
     def __init__(self, frame: "pd.DataFrame") -> None:
         self.frame = frame
-        self._sums: dict[str, "pd.Series"] = {}
-        self._previous: dict[str, "pd.Series"] = {}
+        self._columns: dict[str, list] = {}
+        self._sums: dict[str, list] = {}
+        self._previous: dict[str, list] = {}
+
+    def column(self, name: str) -> list:
+        if name not in self._columns:
+            self._columns[name] = _as_list(self.frame[name])
+        return self._columns[name]
 
     def year_sum(self, metric: str, index: int) -> int:
         if metric not in self._sums:
-            self._sums[metric] = _year_sums(self.frame, metric)
+            self._sums[metric] = _as_list(_year_sums(self.frame, metric))
         return int(self._sums[metric][index])
 
     def previous(self, metric: str, index: int) -> int:
         if metric not in self._previous:
-            self._previous[metric] = _previous_year_value(self.frame, metric)
+            self._previous[metric] = _as_list(_previous_year_value(self.frame, metric))
         return int(self._previous[metric][index])
 
 
 def _issue(rule: Rule, sub: SubmissionValues, derived: _Derived, index: int, metric: str,
            form: FormDefinition) -> Issue:
-    row = derived.frame.loc[index]
+    row = {name: derived.column(name)[index] for name in (IS_TOTAL, YEAR, ALLOCATED, metric, *rule.left, *rule.right)}
     is_total = bool(row[IS_TOTAL])
     year = int(row[YEAR])
     value = row[metric]
