@@ -40,9 +40,14 @@ def snapshot_of(consolidation: Consolidation) -> Snapshot:
 
 
 def diff(previous: Snapshot | None, consolidation: Consolidation) -> list[Change]:
-    """Changes from `previous` (None: no earlier run, so everything received is new)."""
-    previous = previous or Snapshot({}, {}, set())
+    """Changes from `previous`; with no earlier run, one line saying what this first run received."""
     current = snapshot_of(consolidation)
+    if previous is None:
+        # Every unit would be "new": one line says it without listing thousands of rows at national scale.
+        accepted = sum(1 for status, _, _ in current.units.values() if status == "accepted")
+        total = len(consolidation.registry.units)
+        return [Change("submission", "", f"Lần tổng hợp đầu tiên: đã nhận bài nộp của {len(current.units)}/{total} "
+                                         f"đơn vị, {accepted} đơn vị hợp lệ.")]
     names = {u.code: u.name for u in consolidation.registry.units}
     labels = {m.key: m.label for m in consolidation.form.metrics}
     changes: list[Change] = []

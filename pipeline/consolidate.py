@@ -146,7 +146,7 @@ def consolidate(files: list[FileOutcome], registry: Registry, form: FormDefiniti
         issues.extend(replace(i, unit=outcome.unit, file=outcome.name) for i in outcome.issues)
         outcome.issues = [replace(i, unit=outcome.unit, file=outcome.name) for i in outcome.issues]
     issues.extend(make_issue("unit_missing", unit=code) for code in missing)
-    ordered = {code: submissions[code] for code in registry.codes if code in submissions}
+    ordered = {u.code: submissions[u.code] for u in registry.units if u.code in submissions}
     ordered.update({code: f for code, f in submissions.items() if code not in ordered})
     return Consolidation(form=form, registry=registry, files=files, submissions=ordered, missing=missing,
                          totals=totals, issues=issues)

@@ -109,8 +109,11 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
     registry = load_registry(config.paths.registry)
     everything = scan(config.paths.inbox)
     horizon = now.timestamp() - config.report.settle_seconds
-    files = [f for f in everything if f.mtime <= horizon or f.junk_reason]
-    settling = [f.name for f in everything if f not in files]
+    files: list[InboxFile] = []
+    settling: list[str] = []
+    for entry in everything:
+        (files if entry.mtime <= horizon or entry.junk_reason else settling).append(entry)
+    settling = [entry.name for entry in settling]
     if settling:
         log.info("leaving %d file(s) still being copied for the next run: %s", len(settling), settling)
     stamp = fingerprint(files, config, form_path)

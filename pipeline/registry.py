@@ -7,6 +7,7 @@ problem is reported with the sheet and row to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +43,20 @@ class Registry:
     quotas: dict[tuple[str, int], int] = field(default_factory=dict)  # (unit code, year) → quota
     source: str = ""
 
-    def unit(self, code: str) -> Unit:
-        for unit in self.units:
-            if unit.code == code:
-                return unit
-        raise KeyError(code)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_code", {u.code: u for u in self.units})
 
-    @property
-    def codes(self) -> tuple[str, ...]:
-        return tuple(u.code for u in self.units)
+    def unit(self, code: str) -> Unit:
+        return self._by_code[code]  # type: ignore[attr-defined]
+
+    @cached_property
+    def codes(self) -> frozenset[str]:
+        return frozenset(self._by_code)  # type: ignore[attr-defined]
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        """Unit code → name."""
+        return {u.code: u.name for u in self.units}
 
 
 def _find_sheet(workbook: Any, wanted: str, path: Path) -> str:

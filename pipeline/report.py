@@ -69,10 +69,9 @@ def issue_rows(consolidation: Consolidation) -> list[dict[str, object]]:
 
 def csv_text(columns: tuple[str, ...], rows: list[dict[str, object]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: neutralise(v) if isinstance(v, str) else v for k, v in row.items()})
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([neutralise(v) if isinstance(v, str) else v for v in map(row.get, columns)] for row in rows)
     return buffer.getvalue()
 
 

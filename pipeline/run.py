@@ -36,7 +36,7 @@ class Options:
 
 def _describe_identification(outcome: FileOutcome, unit_line: str, ident, registry: Registry, sheet: str,
                              cell: str) -> None:
-    names = {u.code: u.name for u in registry.units}
+    names = registry.names
     if ident.code:
         outcome.unit, outcome.unit_source = ident.code, ident.source
         if ident.source == "file_name":

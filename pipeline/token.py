@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection
 
 TOKEN_SHEET = "tonghop_token"
 TOKEN_VERSION = "1"
@@ -50,7 +50,7 @@ def parse_token(grid: list[list[Any]]) -> Token | None:
                  checksum=fields.get("checksum", ""), version=fields.get("tonghop", ""))
 
 
-def verify(token: Token, edition: str, codes: tuple[str, ...]) -> str:
+def verify(token: Token, edition: str, codes: Collection[str]) -> str:
     """Empty when the token can be trusted; otherwise why not, in Vietnamese."""
     if token.checksum != checksum(token.code, token.edition, token.version or TOKEN_VERSION):
         return "mã kiểm tra không khớp (mã nhận diện đã bị sửa)"
