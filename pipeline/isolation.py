@@ -181,7 +181,9 @@ class ReaderPool:
             worker.stop()
         self._workers.clear()
 
-    def read_all(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> list[ReadOutcome]:
+    def read_all(self, paths: list[Path], progress: Callable[[int, int], None] | None = None,
+                 on_result: Callable[[int, ReadOutcome], None] | None = None) -> list[ReadOutcome]:
+        """One outcome per path, in order; `on_result(index, outcome)` is called as each one arrives."""
         self.start()
         done = 0
         results: list[ReadOutcome | None] = [None] * len(paths)
@@ -203,6 +205,11 @@ class ReaderPool:
                             worker.pending.popleft()
                             worker.since = time.monotonic()
                             done += 1
+                            if len(worker.pending) <= chunk // 2:
+                                # Top up before it runs dry, so it never waits for this process.
+                                self._feed(worker, queue, chunk)
+                            if on_result is not None:
+                                on_result(index, outcome)
                     except (EOFError, OSError):
                         failed = "crashed"
                 if not failed and worker.pending and worker.process.sentinel in ready and not worker.conn.poll():
@@ -210,8 +217,11 @@ class ReaderPool:
                 if not failed and worker.pending and now - worker.since > self.settings.timeout_seconds:
                     failed = "timeout"
                 if failed:
+                    failed_index = worker.pending[0][0]
                     self._replace(worker, failed, results, queue)
                     done += 1
+                    if on_result is not None:
+                        on_result(failed_index, results[failed_index])
                 elif not worker.pending:
                     self._feed(worker, queue, chunk)
             if progress is not None:

@@ -54,23 +54,29 @@ def _describe_identification(outcome: FileOutcome, unit_line: str, ident, regist
                                          sheet=sheet, cell=cell, found=unit_line))
 
 
-def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
-           reads: list[ReadOutcome]) -> list[FileOutcome]:
-    """Identify, normalize and validate files already read (reads[i] belongs to the i-th readable file)."""
-    from pipeline.validate import SubmissionValues, validate
+class Assessor:
+    """Identifies and normalizes each file as its read result arrives; validates all of them at the end.
 
-    matcher = UnitMatcher(registry)
-    outcomes: list[FileOutcome] = []
-    to_validate: list[tuple[FileOutcome, SubmissionValues]] = []
-    readable = iter(reads)
-    for entry in files:
-        outcome = FileOutcome(name=entry.name, path=entry.path, size=entry.size, mtime=entry.mtime)
-        outcomes.append(outcome)
-        if entry.junk_reason:
-            outcome.status = "ignored"
-            outcome.issues.append(make_issue("file_ignored", reason=entry.junk_reason))
-            continue
-        read = next(readable)
+    Results stream in from the reader workers, so this work overlaps the reading instead of following it.
+    """
+
+    def __init__(self, files: list[InboxFile], registry: Registry, form: FormDefinition) -> None:
+        self.registry, self.form = registry, form
+        self.matcher = UnitMatcher(registry)
+        self.outcomes = [FileOutcome(name=f.name, path=f.path, size=f.size, mtime=f.mtime) for f in files]
+        self.readable = [i for i, f in enumerate(files) if not f.junk_reason]
+        self.pending: list[tuple[FileOutcome, object]] = []  # (outcome, SubmissionValues)
+        for entry, outcome in zip(files, self.outcomes):
+            if entry.junk_reason:
+                outcome.status = "ignored"
+                outcome.issues.append(make_issue("file_ignored", reason=entry.junk_reason))
+
+    def add(self, readable_index: int, read: ReadOutcome) -> None:
+        """The read result of the `readable_index`-th file that is not junk."""
+        from pipeline.validate import SubmissionValues
+
+        registry, form = self.registry, self.form
+        outcome = self.outcomes[self.readable[readable_index]]
         outcome.sha256 = read.sha256
         outcome.format = read.result.format
         outcome.sheets = read.result.sheets
@@ -87,33 +93,48 @@ def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
                 outcome.unit, outcome.unit_source = token.code, "token"
             else:
                 outcome.issues.append(make_issue("token_invalid", reason=problem, sheet=TOKEN_SHEET))
-        ident = identify(unit_line, entry.name, matcher)
         if outcome.unit_source == "token":
             pass  # the province's own copy says which unit it is; names may be stale or mistyped
         elif read.result.format == "rejected":
             # Not a workbook: the file name is all there is, and its own error says what to fix.
+            ident = identify(unit_line, outcome.name, self.matcher)
             outcome.unit, outcome.unit_source = ident.code, ident.source
         else:
+            ident = identify(unit_line, outcome.name, self.matcher)
             _describe_identification(outcome, unit_line, ident, registry, outcome.sheet,
                                      located.unit_line_cell if located else "")
         if located is None:
-            continue
+            return
         numbers = normalize_form(located, form.years)
         outcome.values, outcome.cells = numbers.values, numbers.cells
         outcome.total, outcome.total_cells = numbers.total, numbers.total_cells
         outcome.issues.extend(numbers.issues)
         allocation = {y: registry.quotas[(outcome.unit, y)] for y in form.years if (outcome.unit, y) in registry.quotas}
-        to_validate.append((outcome, SubmissionValues(
-            file=entry.name, unit=outcome.unit, sheet=located.sheet, values=numbers.values, cells=numbers.cells,
+        self.pending.append((outcome, SubmissionValues(
+            file=outcome.name, unit=outcome.unit, sheet=located.sheet, values=numbers.values, cells=numbers.cells,
             total=numbers.total, total_cells=numbers.total_cells, allocation=allocation)))
-    found = validate([values for _, values in to_validate], form)
-    for (outcome, _), issues in zip(to_validate, found):
-        outcome.issues.extend(issues)
-    for outcome in outcomes:
-        outcome.issues = clip_issues(sorted(outcome.issues, key=_issue_order))
-        if not any(i.severity != "info" for i in outcome.issues):
-            outcome.grid = []  # only files sent back with remarks need their sheet kept
-    return outcomes
+
+    def finish(self) -> list[FileOutcome]:
+        """Validate every submission in one pass; outcomes in inbox order."""
+        from pipeline.validate import validate
+
+        found = validate([values for _, values in self.pending], self.form)
+        for (outcome, _), issues in zip(self.pending, found):
+            outcome.issues.extend(issues)
+        for outcome in self.outcomes:
+            outcome.issues = clip_issues(sorted(outcome.issues, key=_issue_order))
+            if not any(i.severity != "info" for i in outcome.issues):
+                outcome.grid = []  # only files sent back with remarks need their sheet kept
+        return self.outcomes
+
+
+def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
+           reads: list[ReadOutcome]) -> list[FileOutcome]:
+    """Identify, normalize and validate files already read (reads[i] belongs to the i-th readable file)."""
+    assessor = Assessor(files, registry, form)
+    for index, read in enumerate(reads):
+        assessor.add(index, read)
+    return assessor.finish()
 
 
 def _issue_order(issue) -> tuple:
@@ -124,18 +145,24 @@ def _issue_order(issue) -> tuple:
 
 
 def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
-               progress: Progress | None = None) -> list[ReadOutcome]:
+               progress: Progress | None = None,
+               on_result: Callable[[int, ReadOutcome], None] | None = None) -> list[ReadOutcome]:
+    """Read every file that is not junk; `on_result(i, outcome)` sees each result as it arrives."""
     paths = [f.path for f in files if not f.junk_reason]
     if not paths:
         return []
     if not options.isolate:
-        return read_in_process(paths, form)
+        reads = read_in_process(paths, form)
+        for index, read in enumerate(reads):
+            if on_result is not None:
+                on_result(index, read)
+        return reads
     with ReaderPool(form, options.isolation) as pool:
         # Workers are forked by now; the validation stack (pandas, pandera: ~0.9 s) loads in this process
         # while they read, instead of after them.
         warm = threading.Thread(target=_import_validation_stack, name="warm-imports", daemon=True)
         warm.start()
-        reads = pool.read_all(paths, progress=progress)
+        reads = pool.read_all(paths, progress=progress, on_result=on_result)
     warm.join()
     return reads
 
@@ -164,9 +191,10 @@ def process(files: list[InboxFile], options: Options, registry: Registry | None 
     form = form or load_form(options.form)
     registry = registry or load_registry(options.registry)
     clock = perf_counter()
-    reads = read_files(files, form, options, progress)
+    assessor = Assessor(files, registry, form)
+    read_files(files, form, options, progress, on_result=assessor.add)
     read_done = perf_counter()
-    outcomes = assess(files, registry, form, reads)
+    outcomes = assessor.finish()
     if options.deadline is not None:
         mark_late(outcomes, options.deadline)
     validate_done = perf_counter()
