@@ -45,7 +45,7 @@ class ReportConfig:
     deadline: date | None = None
     settle_seconds: float = 0.0  # recommended 120 for a nightly job; 0 keeps ad-hoc runs immediate
     unit_sheet_limit: int = 60
-    feedback_limit: int = 200  # above this many units with issues, no per-unit feedback copies are written
+    feedback_limit: int = 60  # above this many units with issues, no per-unit feedback copies are written
     workers: int = 2
     timeout_seconds: float = 30.0
 

@@ -77,7 +77,7 @@ class Consolidation:
     deadline: date | None = None
     changes: list = field(default_factory=list)  # pipeline.changes.Change, filled by the nightly run
     unit_sheet_limit: int = 60
-    feedback_limit: int = 200
+    feedback_limit: int = 60
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, validate, consolidate, write
 
     def late_units(self) -> list[str]:

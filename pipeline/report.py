@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 from datetime import datetime
 from pathlib import Path
@@ -118,12 +119,38 @@ def summary(consolidation: Consolidation, run_name: str = "") -> dict[str, objec
     }
 
 
-def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = "") -> None:
+PARALLEL_WORKBOOK_FILES = 200  # below this the workbook takes less time than forking a writer
+
+
+def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = "",
+                  parallel_from: int = PARALLEL_WORKBOOK_FILES) -> None:
+    """The workbook, CSV exports, feedback copies and summary of one run, into `folder`.
+
+    For large runs the workbook (the slowest output) is built in a forked process while this one writes
+    the rest: the reader workers are finished by then, so the second core is free.
+    """
     from pipeline.feedback import write_feedback
+
+    writer = None
+    if len(consolidation.files) >= parallel_from and "fork" in multiprocessing.get_all_start_methods():
+        writer = multiprocessing.get_context("fork").Process(target=_write_workbook, args=(consolidation, folder),
+                                                             name="workbook-writer")
+        writer.start()
+    else:
+        _write_workbook(consolidation, folder)
+    try:
+        write_csvs(consolidation, folder)
+        write_feedback(consolidation, folder)
+        write_file_atomic(folder / "summary.json",
+                          json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8"))
+    finally:
+        if writer is not None:
+            writer.join()
+    if writer is not None and (writer.exitcode != 0 or not (folder / WORKBOOK_NAME).exists()):
+        raise RuntimeError(f"the workbook writer failed (exit code {writer.exitcode})")
+
+
+def _write_workbook(consolidation: Consolidation, folder: Path) -> None:
     from pipeline.workbook import build_workbook
 
-    write_csvs(consolidation, folder)
-    write_feedback(consolidation, folder)
-    write_file_atomic(folder / "summary.json",
-                      json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8"))
     write_file_atomic(folder / WORKBOOK_NAME, build_workbook(consolidation))

@@ -151,3 +151,25 @@ def test_python_dash_m_runs_the_same_cli(small_inbox, outbox):
 def test_run_on_missing_inbox_cannot_run(tmp_path):
     result = CliRunner().invoke(main, ["run", "--inbox", str(tmp_path / "nope"), "--outbox", str(tmp_path / "o")])
     assert result.exit_code != 0
+
+
+def test_the_workbook_written_in_a_forked_process_is_the_same(small_inbox, tmp_path, registry):
+    from openpyxl import load_workbook
+
+    from pipeline.report import write_outputs
+    from pipeline.run import Options, process_inbox
+
+    consolidation = process_inbox(small_inbox, Options(registry=REGISTRY))
+    inline, forked = tmp_path / "inline", tmp_path / "forked"
+    inline.mkdir()
+    forked.mkdir()
+    write_outputs(consolidation, inline, parallel_from=10**9)
+    write_outputs(consolidation, forked, parallel_from=0)
+    assert sorted(p.name for p in inline.rglob("*")) == sorted(p.name for p in forked.rglob("*"))
+    for name in ("values.csv", "totals.csv", "submissions.csv", "issues.csv"):
+        assert (inline / name).read_bytes() == (forked / name).read_bytes()
+    one, two = load_workbook(inline / "tong_hop.xlsx"), load_workbook(forked / "tong_hop.xlsx")
+    assert one.sheetnames == two.sheetnames
+    for sheet in one.sheetnames:
+        assert [[c.value for c in row] for row in one[sheet].iter_rows()] == \
+            [[c.value for c in row] for row in two[sheet].iter_rows()]
