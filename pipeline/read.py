@@ -308,7 +308,7 @@ def _extract(grid: list[list[Any]], form: FormDefinition, sheet_name: str, heade
     ignored: list[int] = []
     for r in range(band_end + 1, min(len(grid), band_end + 1 + MAX_TABLE_ROWS)):
         row_values = grid[r]
-        if any(isinstance(v, str) and any(fold(v).startswith(end) for end in form.table_end) for v in row_values):
+        if any(isinstance(v, str) and v and fold(v).startswith(form.table_end) for v in row_values):
             break
         label = _row_label(grid, r, year_col, first_metric_col, form)
         has_data = any(_cell(grid, r, c) is not None for c in columns.values())
@@ -378,7 +378,7 @@ def find_unit_line(grid: list[list[Any]], header_r: int, form: FormDefinition) -
                 cells.append((r, c, lines))
     for index, (r, c, lines) in enumerate(cells):
         for i, line in enumerate(lines):
-            if not any(fold(line).startswith(p) for p in form.province_line):
+            if not fold(line).startswith(form.province_line):
                 continue
             if i + 1 < len(lines):
                 return lines[i + 1], address(r, c)
