@@ -209,9 +209,7 @@ def _decrypt_default_password(raw: bytes) -> Screened:
 
 # ---------------------------------------------------------------- zip: OOXML or ODS
 
-# [^<>] keeps every scan linear: a tag that never closes must not be rescanned from each "<c".
-_ROW_NUMBERS = re.compile(rb'<(?:\w+:)?(?:row|c)\b[^<>]*?\br="[A-Z]{0,4}([0-9]{1,8})"')
-_COLUMN_LETTERS = re.compile(rb'<(?:\w+:)?c\b[^<>]*?\br="([A-Z]{1,4})[0-9]')
+_REFERENCES = re.compile(rb'\sr="([A-Z]{0,4})([0-9]{1,8})"')
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^<>]*?\bref="([A-Z]{0,4})([0-9]{0,8}):?([A-Z]{0,4})([0-9]{0,8})"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -297,10 +295,11 @@ def _inflate(raw: bytes, entry: zipfile.ZipInfo, limits: Limits, budget: int) ->
 
 
 def _sheet_too_large(data: bytes, limits: Limits) -> bool:
-    rows = _ROW_NUMBERS.findall(data)
-    columns = _COLUMN_LETTERS.findall(data)
-    max_row = max(map(int, rows), default=0)
-    max_col = max((column_number(c) for c in set(columns)), default=0)
+    # Every row and cell of a worksheet carries r="…" (rows a number, cells letters and a number): one
+    # linear pass over those attributes finds the extent calamine would allocate.
+    refs = _REFERENCES.findall(data)
+    max_row = max((int(number) for _, number in refs), default=0)
+    max_col = max((column_number(letters) for letters in {letters for letters, _ in refs} if letters), default=0)
     dimension = _DIMENSION.search(data, 0, 4096)
     if dimension and dimension.group(3) and dimension.group(4):
         max_col = max(max_col, column_number(dimension.group(3)))
