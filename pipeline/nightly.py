@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from pipeline.changes import Change, diff
+from pipeline.changes import Change, diff, snapshot_of
 from pipeline.config import Config
 from pipeline.consolidate import Consolidation
 from pipeline.form import DEFAULT_FORM, load_form
@@ -132,7 +132,8 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
         consolidation.unit_sheet_limit = config.report.unit_sheet_limit
         consolidation.feedback_limit = config.report.feedback_limit
         previous = ledger.snapshot(last.id) if last is not None else None
-        consolidation.changes = diff(previous, consolidation)
+        current = snapshot_of(consolidation)
+        consolidation.changes = diff(previous, consolidation, current)
         mail_plan: list[PlannedMail] = []
 
         def add_mail(staging: Path, run_name: str) -> None:
@@ -140,7 +141,7 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
                 mail_plan.extend(build_mails(config, consolidation, staging, run_name, stamp))
 
         folder = write_run(consolidation, config.paths.outbox, now, extra=add_mail)
-        ledger.save_snapshot(run_id, _snapshot(consolidation))
+        ledger.save_snapshot(run_id, current)
         ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status) for o in consolidation.files)
         for planned in mail_plan:
             state = planned.state or ("built" if config.mail.enabled else "written")
@@ -158,12 +159,6 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
     return NightlyResult(state="completed", folder=folder, consolidation=consolidation,
                          changes=consolidation.changes, settling=settling,
                          previous_run=last.name if last is not None else "")
-
-
-def _snapshot(consolidation: Consolidation):
-    from pipeline.changes import snapshot_of
-
-    return snapshot_of(consolidation)
 
 
 def _counts(consolidation: Consolidation) -> dict[str, int]:

@@ -45,19 +45,21 @@ def parse_whole(value: Any, formula_state: str = "") -> Parsed:
         return Parsed(None, "formula_no_value", str(value or "").strip())
     if formula_state.startswith("error:"):
         return Parsed(None, "value_formula_error", formula_state[6:])
+    if type(value) is float and value.is_integer() and abs(value) < MAX_VALUE:
+        return Parsed(int(value))  # the common case, first: a number cell holding a whole number
     if value is None:
         return Parsed(0, "value_blank", "")
     if isinstance(value, bool) or isinstance(value, (datetime, date, time, timedelta)):
         return Parsed(None, "value_not_number", _shown(value))
     if isinstance(value, int):
-        return _bounded(value, _shown(value))
+        return Parsed(value) if abs(value) < MAX_VALUE else Parsed(None, "value_too_large", _shown(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             return Parsed(None, "value_not_number", _shown(value))
         nearest = round(value)
         if abs(value - nearest) > 1e-9 * max(1.0, abs(value)):
             return Parsed(None, "value_fraction", _shown(value))
-        return _bounded(int(nearest), _shown(value))
+        return Parsed(int(nearest)) if abs(nearest) < MAX_VALUE else Parsed(None, "value_too_large", _shown(value))
     if not isinstance(value, str):
         return Parsed(None, "value_not_number", _shown(value))
     return _parse_text(value)
@@ -66,7 +68,7 @@ def parse_whole(value: Any, formula_state: str = "") -> Parsed:
 def _bounded(number: int, shown: str) -> Parsed:
     if abs(number) >= MAX_VALUE:
         return Parsed(None, "value_too_large", shown)
-    return Parsed(number, "", shown)
+    return Parsed(number)
 
 
 def _parse_text(raw: str) -> Parsed:

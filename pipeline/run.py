@@ -147,7 +147,8 @@ def _issue_order(issue) -> tuple:
 def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
                progress: Progress | None = None,
                on_result: Callable[[int, ReadOutcome], None] | None = None) -> list[ReadOutcome]:
-    """Read every file that is not junk; `on_result(i, outcome)` sees each result as it arrives."""
+    """Read every file that is not junk; `on_result(i, outcome)` sees each result as it arrives (and the
+    pool then keeps none of them)."""
     paths = [f.path for f in files if not f.junk_reason]
     if not paths:
         return []

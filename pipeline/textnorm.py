@@ -29,11 +29,15 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Combining marks (U+0300–U+036F cover every Vietnamese tone and vowel mark) dropped in one translate.
+_MARKS = {code: None for code in range(0x0300, 0x0370)}
+_MARKS.update({ord("đ"): "d", ord("Đ"): "D"})
+
+
 @lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Lower-case ASCII words separated by single spaces: no diacritics, đ→d, no punctuation."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = unicodedata.normalize("NFD", text).translate(_MARKS)
     return _NON_ALNUM.sub(" ", stripped.lower()).strip()
 
 
