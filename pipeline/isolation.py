@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from pipeline.form import FormDefinition
 from pipeline.issues import make_issue
@@ -25,7 +25,8 @@ from pipeline.read import ReadResult, read_submission
 from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_bounded
 
 CHUNK = 16
-_CONSUMED = object()  # marks a result handed to on_result and not kept  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
+_CONSUMED = object()
+Finish = Callable[[Path, "ReadOutcome"], Any]  # marks a result handed to on_result and not kept  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int, parent: int) -> None:
+def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int, parent: int,
+            finish: Finish | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     try:
@@ -112,15 +114,18 @@ def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: i
         for index, path in task:
             try:
                 outcome = read_one(Path(path), form, limits)
+                if finish is not None:
+                    outcome = finish(Path(path), outcome)
             except MemoryError:
                 outcome = ReadOutcome("", ReadResult("rejected", issues=[make_issue("reader_out_of_memory")]))
             conn.send((index, outcome))
 
 
 class _Worker:
-    def __init__(self, context, form: FormDefinition, limits: Limits, memory_mb: int) -> None:
+    def __init__(self, context, form: FormDefinition, limits: Limits, memory_mb: int,
+                 finish: Finish | None) -> None:
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker, args=(child, form, limits, memory_mb, os.getpid()),
+        self.process = context.Process(target=_worker, args=(child, form, limits, memory_mb, os.getpid(), finish),
                                        daemon=True)
         self.process.start()
         child.close()
@@ -151,10 +156,14 @@ class ReaderPool:
     """Reads many files in isolated workers; `read_all` returns one ReadOutcome per path, in order."""
 
     def __init__(self, form: FormDefinition, settings: IsolationSettings = IsolationSettings(),
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS, finish: Finish | None = None) -> None:
+        """`finish(path, outcome)` turns each ReadOutcome into what `read_all` returns; it runs in the
+        workers when they are forked (so it may be any callable), else in this process."""
         self.form, self.settings, self.limits = form, settings, limits
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self._context = multiprocessing.get_context(method)
+        self.finish = finish
+        self._finish_here = finish is not None and method != "fork"
         self._workers: list[_Worker] = []
         self._chunk = CHUNK
 
@@ -175,7 +184,8 @@ class ReaderPool:
             self._workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._context, self.form, self.limits, self.settings.memory_mb)
+        return _Worker(self._context, self.form, self.limits, self.settings.memory_mb,
+                       None if self._finish_here else self.finish)
 
     def close(self) -> None:
         for worker in self._workers:
@@ -203,6 +213,8 @@ class ReaderPool:
                     try:
                         while worker.conn.poll():
                             index, outcome = worker.conn.recv()
+                            if self._finish_here:
+                                outcome = self.finish(Path(paths[index]), outcome)
                             # A consumer that takes each result as it comes does not need them kept.
                             results[index] = outcome if on_result is None else _CONSUMED
                             worker.pending.popleft()
@@ -254,7 +266,8 @@ class ReaderPool:
             sha = sha256_file(Path(path))
         except OSError:
             sha = ""
-        results[index] = ReadOutcome(sha, ReadResult("rejected", issues=[issue]))
+        outcome = ReadOutcome(sha, ReadResult("rejected", issues=[issue]))
+        results[index] = self.finish(Path(path), outcome) if self.finish is not None else outcome
         queue.extendleft(reversed(worker.pending))
         worker.pending.clear()
         replacement = self._spawn()
@@ -262,6 +275,8 @@ class ReaderPool:
         self._feed(replacement, queue, self._chunk)
 
 
-def read_in_process(paths: list[Path], form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> list[ReadOutcome]:
+def read_in_process(paths: list[Path], form: FormDefinition, limits: Limits = DEFAULT_LIMITS,
+                    finish: Finish | None = None) -> list:
     """The same reading without isolation, for trusted files and debugging."""
-    return [read_one(p, form, limits) for p in paths]
+    outcomes = [read_one(p, form, limits) for p in paths]
+    return [finish(p, o) for p, o in zip(paths, outcomes)] if finish is not None else outcomes

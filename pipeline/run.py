@@ -13,11 +13,12 @@ from typing import Callable
 
 from pipeline.consolidate import Consolidation, FileOutcome, consolidate
 from pipeline.form import DEFAULT_FORM, FormDefinition, load_form
-from pipeline.identify import UnitMatcher, identify
+from pipeline.identify import Identification, UnitMatcher, identify
 from pipeline.intake import InboxFile, scan
 from pipeline.isolation import IsolationSettings, ReaderPool, ReadOutcome, read_in_process
 from pipeline.issues import clip_issues, make_issue
-from pipeline.normalize import normalize_form
+from pipeline.normalize import Normalized, normalize_form
+from pipeline.textnorm import nfc
 from pipeline.registry import Registry, load_registry
 from pipeline.token import TOKEN_SHEET
 from pipeline.token import verify as verify_token
@@ -54,10 +55,42 @@ def _describe_identification(outcome: FileOutcome, unit_line: str, ident, regist
                                          sheet=sheet, cell=cell, found=unit_line))
 
 
+@dataclass(slots=True)
+class Prepared:
+    """One file read, identified by name and normalized, in the worker: all the main process needs of it."""
+
+    sha256: str
+    format: str
+    sheets: tuple[str, ...]
+    issues: list
+    token: object = None
+    located: bool = False
+    sheet: str = ""
+    grid: list = field(default_factory=list)
+    unit_line: str = ""
+    unit_line_cell: str = ""
+    ident: Identification | None = None
+    numbers: Normalized | None = None
+
+
+def prepare(read: ReadOutcome, name: str, matcher: UnitMatcher, form: FormDefinition) -> Prepared:
+    result = read.result
+    located = result.form
+    prepared = Prepared(read.sha256, result.format, result.sheets, list(result.issues), token=result.token)
+    if located is not None:
+        prepared.located = True
+        prepared.sheet, prepared.grid = located.sheet, located.grid
+        prepared.unit_line, prepared.unit_line_cell = located.unit_line, located.unit_line_cell
+        prepared.numbers = normalize_form(located, form.years)
+    prepared.ident = identify(prepared.unit_line, name, matcher)
+    return prepared
+
+
 class Assessor:
     """Identifies and normalizes each file as its read result arrives; validates all of them at the end.
 
-    Results stream in from the reader workers, so this work overlaps the reading instead of following it.
+    `finish` runs in the reader workers (identification by name and normalization are per-file work),
+    so this process only gathers results while they read.
     """
 
     def __init__(self, files: list[InboxFile], registry: Registry, form: FormDefinition) -> None:
@@ -65,56 +98,55 @@ class Assessor:
         self.matcher = UnitMatcher(registry)
         self.outcomes = [FileOutcome(name=f.name, path=f.path, size=f.size, mtime=f.mtime) for f in files]
         self.readable = [i for i, f in enumerate(files) if not f.junk_reason]
+        self.names = {str(f.path): f.name for f in files}
         self.pending: list[tuple[FileOutcome, object]] = []  # (outcome, SubmissionValues)
         for entry, outcome in zip(files, self.outcomes):
             if entry.junk_reason:
                 outcome.status = "ignored"
                 outcome.issues.append(make_issue("file_ignored", reason=entry.junk_reason))
 
-    def add(self, readable_index: int, read: ReadOutcome) -> None:
-        """The read result of the `readable_index`-th file that is not junk."""
+    def finish(self, path: Path, read: ReadOutcome) -> Prepared:
+        return prepare(read, self.names.get(str(path), nfc(path.name)), self.matcher, self.form)
+
+    def add(self, readable_index: int, prepared: Prepared) -> None:
+        """The prepared result of the `readable_index`-th file that is not junk."""
         from pipeline.validate import SubmissionValues
 
         registry, form = self.registry, self.form
         outcome = self.outcomes[self.readable[readable_index]]
-        outcome.sha256 = read.sha256
-        outcome.format = read.result.format
-        outcome.sheets = read.result.sheets
-        outcome.issues.extend(read.result.issues)
-        located = read.result.form
-        unit_line = located.unit_line if located else ""
-        if located is not None:
-            outcome.sheet = located.sheet
-            outcome.grid = located.grid
-        token = read.result.token
+        outcome.sha256 = prepared.sha256
+        outcome.format = prepared.format
+        outcome.sheets = prepared.sheets
+        outcome.issues.extend(prepared.issues)
+        outcome.sheet, outcome.grid = prepared.sheet, prepared.grid
+        token = prepared.token
         if token is not None:
             problem = verify_token(token, form.edition, registry.codes)
             if not problem:
                 outcome.unit, outcome.unit_source = token.code, "token"
             else:
                 outcome.issues.append(make_issue("token_invalid", reason=problem, sheet=TOKEN_SHEET))
+        ident = prepared.ident
         if outcome.unit_source == "token":
             pass  # the province's own copy says which unit it is; names may be stale or mistyped
-        elif read.result.format == "rejected":
+        elif prepared.format == "rejected":
             # Not a workbook: the file name is all there is, and its own error says what to fix.
-            ident = identify(unit_line, outcome.name, self.matcher)
             outcome.unit, outcome.unit_source = ident.code, ident.source
         else:
-            ident = identify(unit_line, outcome.name, self.matcher)
-            _describe_identification(outcome, unit_line, ident, registry, outcome.sheet,
-                                     located.unit_line_cell if located else "")
-        if located is None:
+            _describe_identification(outcome, prepared.unit_line, ident, registry, outcome.sheet,
+                                     prepared.unit_line_cell)
+        numbers = prepared.numbers
+        if numbers is None:
             return
-        numbers = normalize_form(located, form.years)
         outcome.values, outcome.cells = numbers.values, numbers.cells
         outcome.total, outcome.total_cells = numbers.total, numbers.total_cells
         outcome.issues.extend(numbers.issues)
         allocation = {y: registry.quotas[(outcome.unit, y)] for y in form.years if (outcome.unit, y) in registry.quotas}
         self.pending.append((outcome, SubmissionValues(
-            file=outcome.name, unit=outcome.unit, sheet=located.sheet, values=numbers.values, cells=numbers.cells,
+            file=outcome.name, unit=outcome.unit, sheet=outcome.sheet, values=numbers.values, cells=numbers.cells,
             total=numbers.total, total_cells=numbers.total_cells, allocation=allocation)))
 
-    def finish(self) -> list[FileOutcome]:
+    def complete(self) -> list[FileOutcome]:
         """Validate every submission in one pass; outcomes in inbox order."""
         from pipeline.validate import validate
 
@@ -132,9 +164,10 @@ def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
            reads: list[ReadOutcome]) -> list[FileOutcome]:
     """Identify, normalize and validate files already read (reads[i] belongs to the i-th readable file)."""
     assessor = Assessor(files, registry, form)
-    for index, read in enumerate(reads):
-        assessor.add(index, read)
-    return assessor.finish()
+    paths = [f.path for f in files if not f.junk_reason]
+    for index, (path, read) in enumerate(zip(paths, reads)):
+        assessor.add(index, assessor.finish(path, read))
+    return assessor.complete()
 
 
 def _issue_order(issue) -> tuple:
@@ -146,19 +179,20 @@ def _issue_order(issue) -> tuple:
 
 def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
                progress: Progress | None = None,
-               on_result: Callable[[int, ReadOutcome], None] | None = None) -> list[ReadOutcome]:
+               on_result: Callable[[int, ReadOutcome], None] | None = None,
+               finish: Callable[[Path, ReadOutcome], object] | None = None) -> list:
     """Read every file that is not junk; `on_result(i, outcome)` sees each result as it arrives (and the
     pool then keeps none of them)."""
     paths = [f.path for f in files if not f.junk_reason]
     if not paths:
         return []
     if not options.isolate:
-        reads = read_in_process(paths, form)
+        reads = read_in_process(paths, form, finish=finish)
         for index, read in enumerate(reads):
             if on_result is not None:
                 on_result(index, read)
         return reads
-    with ReaderPool(form, options.isolation) as pool:
+    with ReaderPool(form, options.isolation, finish=finish) as pool:
         # Workers are forked by now; the validation stack (pandas, pandera: ~0.9 s) loads in this process
         # while they read, instead of after them.
         warm = threading.Thread(target=_import_validation_stack, name="warm-imports", daemon=True)
@@ -193,9 +227,9 @@ def process(files: list[InboxFile], options: Options, registry: Registry | None 
     registry = registry or load_registry(options.registry)
     clock = perf_counter()
     assessor = Assessor(files, registry, form)
-    read_files(files, form, options, progress, on_result=assessor.add)
+    read_files(files, form, options, progress, on_result=assessor.add, finish=assessor.finish)
     read_done = perf_counter()
-    outcomes = assessor.finish()
+    outcomes = assessor.complete()
     if options.deadline is not None:
         mark_late(outcomes, options.deadline)
     validate_done = perf_counter()
