@@ -108,6 +108,7 @@ def write_feedback(consolidation: Consolidation, folder: Path) -> list[Path]:
         log.info("%d units need feedback, above feedback_limit %d: no feedback copies written",
                  len(wanted), consolidation.feedback_limit)
         return paths
+    _restore_grids([outcome for _, outcome in wanted if not outcome.grid and outcome.sheet], consolidation)
     for code, outcome in wanted:
         target = folder / FEEDBACK_FOLDER
         target.mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,19 @@ def write_feedback(consolidation: Consolidation, folder: Path) -> list[Path]:
         write_file_atomic(path, build_feedback(consolidation, outcome))
         paths.append(path)
     return paths
+
+
+def _restore_grids(outcomes: list[FileOutcome], consolidation: Consolidation) -> None:
+    """Read again, in isolated workers, the sheets not kept from the first reading."""
+    if not outcomes:
+        return
+    from pipeline.isolation import IsolationSettings, ReaderPool
+
+    with ReaderPool(consolidation.form, IsolationSettings(workers=1)) as pool:
+        reads = pool.read_all([o.path for o in outcomes])
+    for outcome, read in zip(outcomes, reads):
+        if read.result.form is not None and read.result.form.sheet == outcome.sheet:
+            outcome.grid = read.result.form.grid
 
 
 def build_feedback(consolidation: Consolidation, outcome: FileOutcome) -> bytes:

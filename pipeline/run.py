@@ -79,9 +79,13 @@ def prepare(read: ReadOutcome, name: str, matcher: UnitMatcher, form: FormDefini
     prepared = Prepared(read.sha256, result.format, result.sheets, list(result.issues), token=result.token)
     if located is not None:
         prepared.located = True
-        prepared.sheet, prepared.grid = located.sheet, located.grid
+        prepared.sheet = located.sheet
         prepared.unit_line, prepared.unit_line_cell = located.unit_line, located.unit_line_cell
         prepared.numbers = normalize_form(located, form.years)
+        if any(i.severity != "info" for i in (*prepared.issues, *prepared.numbers.issues)):
+            # Likely sent back: keep the sheet. Files whose remarks come only from validation are read
+            # again when their feedback copy is written (see feedback.write_feedback).
+            prepared.grid = located.grid
     prepared.ident = identify(prepared.unit_line, name, matcher)
     return prepared
 

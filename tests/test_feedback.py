@@ -364,3 +364,28 @@ def test_the_command_line_run_writes_the_copies(run, tmp_path):
     if not folder.exists():
         pytest.skip("report.write_outputs does not call write_feedback yet: no phan_hoi/ in the run folder")
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in run["paths"])
+
+
+def test_a_sheet_not_kept_at_first_reading_is_read_again_for_its_feedback_copy(tmp_path, registry):
+    """A file whose only remark comes from validation (a quota) travels without its grid; the copy has it."""
+    from builders import FormSpec, default_values, write_openpyxl
+
+    from pipeline.feedback import write_feedback
+    from pipeline.intake import scan
+    from pipeline.run import Options, process
+
+    quotas = {y: registry.quotas[("DT", y)] for y in (2021, 2022, 2023)}
+    values = default_values("DT", quotas=quotas)
+    values[2022]["quota_assigned"] += 3
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    spec = FormSpec(unit_line="BCH HUYỆN ĐOÀN DẦU TIẾNG", values=values)
+    write_openpyxl(spec, inbox / "dt.xlsx")
+    consolidation = process(scan(inbox), Options(registry=REGISTRY))
+    outcome = consolidation.submissions["DT"]
+    assert [i.code for i in outcome.issues] == ["quota_mismatch"] and outcome.grid == []
+    [path] = write_feedback(consolidation, tmp_path / "out")
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Sai lệch cần sửa", "Biểu mẫu"]
+    cell = book["Biểu mẫu"][spec.cell_of(2022, "quota_assigned")]
+    assert cell.value == values[2022]["quota_assigned"] and "chỉ tiêu" in cell.comment.text.lower()
