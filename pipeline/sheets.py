@@ -242,13 +242,10 @@ def open_workbook(path: Path, kind: str, decrypted: bytes | None = None) -> Work
     try:
         return CalamineBook(path, kind, decrypted)
     except Exception:  # calamine raises CalamineError, XmlError, ZipError, ValueError…
-        if kind == "ods":
-            return OdsBook(path)
-        if kind == "xls":
-            return XlrdBook(path, decrypted)
-        if kind == "xlsx":
-            return OpenpyxlBook(path)
-        raise
+        second = fallback_workbook(path, kind, decrypted)
+        if second is None:
+            raise
+        return second
 
 
 def fallback_workbook(path: Path, kind: str, decrypted: bytes | None = None) -> Workbook | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import openpyxl
-from builders import HEADER_LABELS, WORKERS_LABEL, WORKERS_SUBLABELS
+from builders import HEADER_LABELS, METRICS, WORKERS_LABEL, WORKERS_SUBLABELS
 
 from pipeline.read import column_letters
 
@@ -32,15 +32,6 @@ PROVINCE_LINE = "BCH ĐOÀN TỈNH BÌNH DƯƠNG"
 YEARS = (2021, 2022, 2023)
 HEADERS = {**HEADER_LABELS, "H": WORKERS_LABEL}
 SUBHEADERS = dict(zip("HI", WORKERS_SUBLABELS))
-METRICS = (
-    "members_total",
-    "outstanding_members",
-    "quota_assigned",
-    "admitted_pupils",
-    "admitted_students",
-    "admitted_workers_state",
-    "admitted_workers_private",
-)
 METRIC_COLUMNS = dict(zip(METRICS, "CDEFGHI", strict=True))
 FIRST_DATA_ROW = 10
 EVIL_FORMULA = '=HYPERLINK("http://evil.example/x","x")'
