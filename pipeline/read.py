@@ -210,7 +210,7 @@ def locate_form(grid: list[list[Any]], merged: list, form: FormDefinition,
     best_partial: tuple[str, dict[str, str], int] | None = None
     for r, row in enumerate(grid):
         for c, value in enumerate(row):
-            if not isinstance(value, str) or fold(value) != year_header:
+            if not isinstance(value, str) or not _is_year_header(fold(value), year_header):
                 continue
             columns, band_end = _match_header(grid, merged, r, c, form)
             if len(columns) == len(form.metrics):
@@ -218,6 +218,11 @@ def locate_form(grid: list[list[Any]], merged: list, form: FormDefinition,
             if len(columns) >= 3 and (best_partial is None or len(columns) > len(best_partial[1])):
                 best_partial = (sheet_name, {k: column_letters(v) for k, v in columns.items()}, r + 1)
     return best_partial
+
+
+def _is_year_header(folded: str, year_header: str) -> bool:
+    """"Năm", and its short variants units type ("NĂM", "Năm báo cáo")."""
+    return folded == year_header or (folded.startswith(year_header + " ") and len(folded.split()) <= 3)
 
 
 def _cell(grid: list[list[Any]], r: int, c: int) -> Any:

@@ -322,3 +322,30 @@ def test_missing_units_are_listed(tmp_path, judge, clean_values, registry):
     result, _ = judge(write(FormSpec(unit_line=DT_LINE, values=clean_values), tmp_path / "inbox", "x.xlsx"))
     assert result.missing == [u.code for u in registry.units if u.code != "DT"]
     assert sum(1 for i in result.issues if i.code == "unit_missing") == len(registry.units) - 1
+
+
+def test_abbreviated_headers_and_a_longer_year_header_are_recognised(tmp_path, judge):
+    """Units shorten labels ("Tổng số ĐV", "Số HS được kết nạp") and write "NĂM BÁO CÁO"."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet["A1"], sheet["A2"] = "BCH ĐOÀN TỈNH BÌNH DƯƠNG", "BCH HUYỆN ĐOÀN PHÚ GIÁO"
+    labels = ["STT", "NĂM BÁO CÁO", "Tổng số ĐV", "Số ĐV ưu tú", "Chỉ tiêu được giao", "Số HS được kết nạp",
+              "Số SV được kết nạp", "Số TNCCN được kết nạp Đảng"]
+    for col, label in enumerate(labels, start=1):
+        sheet.cell(5, col, label)
+    sheet["H6"], sheet["I6"] = "Khu vực Nhà nước", "Khu vực ngoài nhà nước"
+    rows = {2021: [900, 50, 17, 1, 2, 3, 4], 2022: [950, 55, 19, 2, 3, 4, 5], 2023: [990, 60, 20, 3, 4, 5, 6]}
+    for offset, (year, numbers) in enumerate(rows.items()):
+        sheet.cell(7 + offset, 2, year)
+        for col, number in enumerate(numbers, start=3):
+            sheet.cell(7 + offset, col, number)
+    (tmp_path / "inbox").mkdir()
+    path = tmp_path / "inbox" / "pg.xlsx"
+    book.save(path)
+    _, files = judge(path)
+    outcome = files["pg.xlsx"]
+    assert outcome.unit == "PG" and outcome.status == "accepted", codes(outcome)
+    assert outcome.cells[(2022, "admitted_students")] == "G8"
+    assert outcome.values[(2023, "admitted_workers_private")] == 6
