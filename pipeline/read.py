@@ -387,8 +387,10 @@ def find_unit_line(grid: list[list[Any]], header_r: int, form: FormDefinition) -
                 continue
             if i + 1 < len(lines):
                 return lines[i + 1], address(r, c)
+            # Just below it: the same column, or a few columns right when merges shifted the text.
+            # Cells are in reading order, so the first match is the nearest one.
             for r2, c2, lines2 in cells[index + 1:]:
-                if c2 == c and r < r2 <= r + 3:
+                if r < r2 <= r + 3 and c <= c2 <= c + 3:
                     return lines2[0], address(r2, c2)
     for r, c, lines in cells:
         for line in lines:

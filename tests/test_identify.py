@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 
 from pipeline.identify import UnitMatcher, identify
+from pipeline.read import find_unit_line
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,26 @@ def test_unit_line_wins_over_file_name_and_notes_the_conflict(matcher):
 def test_unknown_unit(matcher):
     found = identify("BCH XÃ ĐẢO XA", "bao cao.xlsx", matcher)
     assert (found.code, found.candidates) == ("", ())
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # Two lines in one cell.
+        ([["BCH ĐOÀN TỈNH BÌNH DƯƠNG\nBCH HUYỆN ĐOÀN DẦU TIẾNG", None, "CỘNG SẢN"]],
+         ("BCH HUYỆN ĐOÀN DẦU TIẾNG", "A1")),
+        # The next row, same column.
+        ([["BCH ĐOÀN TỈNH BÌNH DƯƠNG", None, None], ["BCH THÀNH ĐOÀN THỦ DẦU MỘT", None, None]],
+         ("BCH THÀNH ĐOÀN THỦ DẦU MỘT", "A2")),
+        # A merge moved the unit line one column to the right, below an empty row.
+        ([[None, "BCH ĐOÀN TỈNH BÌNH DƯƠNG", None], [None, None, None], [None, None, "Huyện đoàn Bàu Bàng"]],
+         ("Huyện đoàn Bàu Bàng", "C3")),
+        # No province line: any "BCH …" line above the table.
+        ([["Tỉnh: Bình Dương", None], [None, "BCH THỊ ĐOÀN BẾN CÁT"]], ("BCH THỊ ĐOÀN BẾN CÁT", "B2")),
+        # Nothing that names a unit.
+        ([["BÁO CÁO", None]], ("", "")),
+    ],
+)
+def test_unit_line_is_found_where_people_put_it(rows, expected, form):
+    grid = [list(row) for row in rows] + [["Năm", "Tổng số đoàn viên"]]
+    assert find_unit_line(grid, len(rows), form) == expected
