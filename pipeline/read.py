@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.form import FormDefinition
 from pipeline.issues import Issue, make_issue
-from pipeline.screen import DEFAULT_LIMITS, Limits, screen
+from pipeline.screen import DEFAULT_LIMITS, Limits, column_name, screen
 from pipeline.sheets import FormulaWithoutValue, SheetTooLarge, fallback_workbook, open_workbook
 from pipeline.textnorm import fold
 from pipeline.token import TOKEN_SHEET, Token, parse_token
@@ -72,12 +72,7 @@ class ReadResult:
 
 def column_letters(index: int) -> str:
     """0-based column index → Excel letters (0 → A, 26 → AA)."""
-    letters = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
+    return column_name(index + 1)
 
 
 def address(row: int, col: int) -> str:

@@ -14,6 +14,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pipeline.issues import Issue, make_issue
@@ -209,7 +210,6 @@ def _decrypt_default_password(raw: bytes) -> Screened:
 
 # ---------------------------------------------------------------- zip: OOXML or ODS
 
-_REFERENCES = re.compile(rb'\sr="([A-Z]{0,4})([0-9]{1,8})"')
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^<>]*?\bref="([A-Z]{0,4})([0-9]{0,8}):?([A-Z]{0,4})([0-9]{0,8})"')
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -259,7 +259,7 @@ def _screen_zip(path: Path, raw: bytes, limits: Limits) -> Screened:
             if isinstance(data, Screened):
                 return data
             budget -= len(data)
-            if entry.filename.endswith(_XML_SUFFIXES) and _DTD.search(data):
+            if entry.filename.endswith(_XML_SUFFIXES) and b"<!" in data and _DTD.search(data):
                 return _reject("xml_dtd")
             if is_sheet and _sheet_too_large(data, limits):
                 oversized.append(entry.filename)
@@ -295,17 +295,43 @@ def _inflate(raw: bytes, entry: zipfile.ZipInfo, limits: Limits, budget: int) ->
 
 
 def _sheet_too_large(data: bytes, limits: Limits) -> bool:
-    # Every row and cell of a worksheet carries r="…" (rows a number, cells letters and a number): one
-    # linear pass over those attributes finds the extent calamine would allocate.
-    refs = _REFERENCES.findall(data)
-    max_row = max((int(number) for _, number in refs), default=0)
-    max_col = max((column_number(letters) for letters in {letters for letters, _ in refs} if letters), default=0)
+    # Every row and cell of a worksheet carries r="…" (rows a number, cells letters and a number). A row
+    # number with fewer digits than the row cap, or a column with fewer letters than the column cap's,
+    # is below the cap; so only references that long need looking at, and a real form has none.
+    for match in _long_references(limits).finditer(data):
+        if data[match.start() - 1:match.start()] not in _SPACE:
+            continue  # another attribute whose name ends in "r"
+        letters = match.group(1) if match.group(1) is not None else match.group(3)
+        digits = match.group(2) if match.group(2) is not None else match.group(4)
+        if int(digits) > limits.max_rows or (letters and column_number(letters) > limits.max_columns):
+            return True
     dimension = _DIMENSION.search(data, 0, 4096)
     if dimension and dimension.group(3) and dimension.group(4):
-        max_col = max(max_col, column_number(dimension.group(3)))
-        max_row = max(max_row, int(dimension.group(4)))
-    cells = data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/>")
-    return max_row > limits.max_rows or max_col > limits.max_columns or cells > limits.max_cells
+        if column_number(dimension.group(3)) > limits.max_columns or int(dimension.group(4)) > limits.max_rows:
+            return True
+    if len(data) < 4 * limits.max_cells:  # the shortest cell, <c/>, takes four bytes
+        return False
+    return data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/>") > limits.max_cells
+
+
+_SPACE = (b" ", b"\t", b"\r", b"\n")
+
+
+@lru_cache(maxsize=8)
+def _long_references(limits: Limits) -> re.Pattern[bytes]:
+    digits = len(str(limits.max_rows))
+    letters = len(column_name(limits.max_columns))
+    # The literal r=" first lets the regex engine skip ahead quickly; the byte before it is checked after.
+    return re.compile(rb'r="(?:([A-Z]{%d,})([0-9]+)|([A-Z]*)([0-9]{%d,}))"' % (letters, digits))
+
+
+def column_name(number: int) -> str:
+    """1 → "A", 1024 → "AMJ"."""
+    name = ""
+    while number > 0:
+        number, remainder = divmod(number - 1, 26)
+        name = chr(65 + remainder) + name
+    return name
 
 
 def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str | None:

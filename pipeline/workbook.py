@@ -392,7 +392,9 @@ def _when(outcome: FileOutcome) -> str:
 # ---------------------------------------------------------------- Số liệu đơn vị
 
 def _values_sheet(book, f: _Formats, c: Consolidation) -> None:
-    sheet = book.add_worksheet(SHEET_VALUES)
+    from pipeline.streamsheet import StreamedWorksheet
+
+    sheet = book.add_worksheet(SHEET_VALUES, worksheet_class=StreamedWorksheet)
     form = c.form
     headers = ["Mã đơn vị", "Tên đơn vị", "Năm", *[m.label for m in form.metrics], "Tệp", "Trang tính"]
     widths = _Widths()
@@ -402,26 +404,24 @@ def _values_sheet(book, f: _Formats, c: Consolidation) -> None:
     sheet.set_row(0, 64)
     row = 0
     names = {u.code: u.name for u in c.registry.units}
+    metric_keys = form.metric_keys
+    sheet.stream_from(1)
     for outcome in c.accepted():
+        name = names.get(outcome.unit, outcome.unit)
+        unit_cells = [(outcome.unit, f.text), (clip(name), f.text)]
+        source_cells = [(clip(outcome.name), f.file), (clip(outcome.sheet), f.text)]
         for year in form.years:
             row += 1
-            sheet.write_string(row, 0, outcome.unit, f.text)
-            sheet.write_string(row, 1, clip(names.get(outcome.unit, outcome.unit)), f.text)
-            sheet.write_number(row, 2, year, f.center)
-            for j, metric in enumerate(form.metric_keys):
-                sheet.write_number(row, 3 + j, outcome.values[(year, metric)], f.number)
-            sheet.write_string(row, 3 + len(form.metrics), clip(outcome.name), f.file)
-            sheet.write_string(row, 4 + len(form.metrics), clip(outcome.sheet), f.text)
-            widths.see(1, names.get(outcome.unit, ""))
-            widths.see(3 + len(form.metrics), outcome.name, maximum=50)
+            sheet.stream_row(row, 0, [*unit_cells, (year, f.center),
+                                      *[(outcome.values[(year, metric)], f.number) for metric in metric_keys],
+                                      *source_cells])
+        widths.see(1, name)
+        widths.see(3 + len(form.metrics), outcome.name, maximum=50)
     last_data_row = row
     for year in form.years:
         row += 1
-        sheet.write_string(row, 0, "TỈNH", f.total)
-        sheet.write_string(row, 1, f"Tổng toàn tỉnh {year}", f.total)
-        sheet.write_number(row, 2, year, f.center)
-        for j, metric in enumerate(form.metric_keys):
-            sheet.write_number(row, 3 + j, c.totals[(year, metric)], f.number_bold)
+        sheet.stream_row(row, 0, [("TỈNH", f.total), (f"Tổng toàn tỉnh {year}", f.total), (year, f.center),
+                                  *[(c.totals[(year, metric)], f.number_bold) for metric in metric_keys]])
     sheet.autofilter(0, 0, max(last_data_row, 1), len(headers) - 1)
     widths.apply(sheet)
     _page_setup(sheet, header_rows=1)
@@ -435,7 +435,9 @@ QUOTA_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Năm", "Chỉ tiêu Tỉn
 
 
 def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
-    sheet = book.add_worksheet(SHEET_QUOTAS)
+    from pipeline.streamsheet import StreamedWorksheet
+
+    sheet = book.add_worksheet(SHEET_QUOTAS, worksheet_class=StreamedWorksheet)
     widths = _Widths()
     for col, title in enumerate(QUOTA_HEADERS):
         sheet.write_string(0, col, title, f.header)
@@ -444,24 +446,18 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
     names = {u.code: u.name for u in c.registry.units}
     row = 0
     lines = c.quota_lines()
+    sheet.stream_from(1)
     for line in lines:
         row += 1
-        sheet.write_string(row, 0, line.unit, f.text)
-        sheet.write_string(row, 1, clip(names.get(line.unit, line.unit)), f.text)
-        sheet.write_number(row, 2, line.year, f.center)
-        for col, value in ((3, line.allocated), (4, line.reported), (5, line.admitted)):
-            mismatch = col == 4 and value is not None and line.allocated is not None and value != line.allocated
-            if value is None:
-                sheet.write_blank(row, col, None, f.number)
-            else:
-                sheet.write_number(row, col, value, f.mismatch if mismatch else f.number)
-        if line.achievement is None:
-            sheet.write_blank(row, 6, None, f.percent)
-        else:
-            sheet.write_number(row, 6, line.achievement, f.percent)
-        widths.see(1, names.get(line.unit, ""))
+        name = names.get(line.unit, line.unit)
+        reported = f.number
+        if line.reported is not None and line.allocated is not None and line.reported != line.allocated:
+            reported = f.mismatch
+        sheet.stream_row(row, 0, [(line.unit, f.text), (clip(name), f.text), (line.year, f.center),
+                                  (line.allocated, f.number), (line.reported, reported), (line.admitted, f.number),
+                                  (line.achievement, f.percent)])
+        widths.see(1, name)
     last_unit_row = row
-    province_rows = {}
     for year in c.form.years:
         row += 1
         year_lines = [line for line in lines if line.year == year]
@@ -469,17 +465,11 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
         admitted = sum(line.admitted or 0 for line in year_lines)
         reported = sum(line.reported or 0 for line in year_lines)
         reporting = sum(1 for line in year_lines if line.admitted is not None)
-        sheet.write_string(row, 0, "TỈNH", f.total)
-        sheet.write_string(row, 1, f"Toàn tỉnh {year} ({reporting}/{len(year_lines)} đơn vị có số liệu)", f.total)
-        sheet.write_number(row, 2, year, f.center)
-        sheet.write_number(row, 3, allocated, f.number_bold)
-        sheet.write_number(row, 4, reported, f.number_bold)
-        sheet.write_number(row, 5, admitted, f.number_bold)
-        if allocated:
-            sheet.write_number(row, 6, admitted / allocated, f.percent_bold)
-        else:
-            sheet.write_blank(row, 6, None, f.percent_bold)
-        province_rows[year] = row
+        sheet.stream_row(row, 0, [("TỈNH", f.total),
+                                  (f"Toàn tỉnh {year} ({reporting}/{len(year_lines)} đơn vị có số liệu)", f.total),
+                                  (year, f.center), (allocated, f.number_bold), (reported, f.number_bold),
+                                  (admitted, f.number_bold),
+                                  (admitted / allocated if allocated else None, f.percent_bold)])
     red = book.add_format({"bg_color": "#F8CBAD", "font_color": "#9C0006"})
     amber = book.add_format({"bg_color": "#FFE699", "font_color": "#7F6000"})
     green = book.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})

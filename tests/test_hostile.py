@@ -467,7 +467,8 @@ def test_reader_deadline_stops_a_slow_file_and_spares_the_rest(corpus, form, slo
     before, after = VALID[0], VALID[1]
     paths = [corpus[before.name], slow_legal, corpus[after.name]]
     started = time.monotonic()
-    with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=1.0)) as pool:
+    # The slow file takes over a second here; the quick ones a few milliseconds.
+    with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=0.5)) as pool:
         outcomes = pool.read_all(paths)
     elapsed = time.monotonic() - started
     assert [i.code for i in outcomes[1].result.issues] == ["reader_timeout"]
@@ -644,3 +645,22 @@ def orphans_after_kill(tmp_path_factory, corpus, slow_legal) -> list[int]:
 
 def test_kill_9_leaves_no_orphan_reader(orphans_after_kill):
     assert orphans_after_kill == []
+
+
+@pytest.mark.parametrize(
+    ("sheet_xml", "too_large"),
+    [
+        (b'<row r="1"><c r="A1"><v>1</v></c><c r="AMJ1"/></row>', False),  # column 1024: the cap itself
+        (b'<row r="1"><c r="AMK1"/></row>', True),
+        (b'<row r="100000"><c r="A100000"/></row>', False),  # row 100000: the cap itself
+        (b'<row r="100001"/>', True),
+        (b'<c\tr="XFD1048576"/>', True),
+        (b'<c r="A0000007"/>', False),  # leading zeros are still row 7
+        (b'<x:c spr="ZZZZ99999999"/><c r="B2"/>', False),  # not an r attribute
+        (b'<dimension ref="A1:XFD1048576"/><c r="A1"/>', True),
+    ],
+)
+def test_sheet_extent_is_judged_from_its_references(sheet_xml, too_large):
+    from pipeline.screen import _sheet_too_large
+
+    assert _sheet_too_large(sheet_xml, Limits()) is too_large

@@ -1,0 +1,192 @@
+"""An xlsxwriter worksheet whose long body is turned into XML as it is written.
+
+xlsxwriter keeps every cell as an object until the workbook closes and only then writes its XML:
+about 7 µs a cell, which is most of the time a national-scale workbook takes (hundreds of thousands
+of cells in "Số liệu đơn vị" and "Chỉ tiêu"). Those tables are written once, top to bottom, so their
+XML can be built as they go, at a fraction of the cost. Cells above the row given to `stream_from`
+(titles, headers) stay ordinary xlsxwriter cells with everything xlsxwriter offers.
+
+Streamed cells are strings, numbers and formatted blanks, written in reading order (rows top to
+bottom, columns left to right within a row); strings go to the workbook's shared string table as
+xlsxwriter's own do. Row options (height, merges, comments) are not available on streamed rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from xlsxwriter.utility import xl_col_to_name
+from xlsxwriter.worksheet import Worksheet
+
+_MAX_STRING = 32_767  # UTF-16 code units Excel allows in a cell
+
+
+def _utf16_length(text: str) -> int:
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _truncate_utf16(text: str, limit: int) -> str:
+    count = 0
+    for index, ch in enumerate(text):
+        count += 2 if ord(ch) > 0xFFFF else 1
+        if count > limit:
+            return text[:index]
+    return text
+
+
+def _number_text(number: Any) -> str:
+    """As xlsxwriter writes a number: 16 significant digits, which is all a cell holds."""
+    if type(number) is int and -10**15 < number < 10**15:
+        return str(number)
+    number = float(number)
+    if math.isnan(number) or math.isinf(number):
+        raise TypeError("NAN/INF not supported in write_number()")
+    return f"{number:.16G}"
+
+
+class StreamedWorksheet(Worksheet):
+    """Pass as `worksheet_class` to `Workbook.add_worksheet`, then call `stream_from(row)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stream_start: int | None = None
+        self._parts: list[str] = []
+        self._current_row = -1
+        self._current_col = -1
+        self._letters: dict[int, str] = {}
+
+    def stream_from(self, row: int) -> None:
+        """Cells from `row` down are streamed; everything above must already be written."""
+        if self.dim_rowmax is not None and row <= self.dim_rowmax:
+            raise ValueError(f"row {row} is not below the cells already written (last row {self.dim_rowmax})")
+        self._stream_start = row
+
+    def _streams(self, row: int) -> bool:
+        return self._stream_start is not None and row >= self._stream_start
+
+    # xlsxwriter's public write_* methods convert their arguments and then call these.
+
+    def _write_string(self, row: int, col: int, string: str, cell_format: Any = None) -> int:
+        if not self._streams(row):
+            return super()._write_string(row, col, string, cell_format)
+        error = 0
+        if len(string) > _MAX_STRING // 2 and _utf16_length(string) > _MAX_STRING:
+            string, error = _truncate_utf16(string, _MAX_STRING), -2
+        if self._start_cell(row, col) < 0:
+            return -1
+        index = self.str_table._get_shared_string_index(string)
+        self._parts.append(f'{self._style(cell_format)} t="s"><v>{index}</v></c>')
+        return error
+
+    def _write_number(self, row: int, col: int, number: Any, cell_format: Any = None) -> int:
+        if not self._streams(row):
+            return super()._write_number(row, col, number, cell_format)
+        text = _number_text(number)
+        if self._start_cell(row, col) < 0:
+            return -1
+        self._parts.append(f"{self._style(cell_format)}><v>{text}</v></c>")
+        return 0
+
+    def _write_blank(self, row: int, col: int, blank: Any, cell_format: Any = None) -> int:
+        if not self._streams(row):
+            return super()._write_blank(row, col, blank, cell_format)
+        if cell_format is None:
+            return 0
+        if self._start_cell(row, col) < 0:
+            return -1
+        self._parts.append(f"{self._style(cell_format)}/>")
+        return 0
+
+    def stream_row(self, row: int, col: int, cells: list[tuple[Any, Any]]) -> None:
+        """A whole streamed row from column `col` on: (value, format) pairs, where a value is a str, an
+        int or float, or None for a blank that only carries its format. The fast path for long tables."""
+        if not self._streams(row) or row >= self.xls_rowmax or col < 0 or col + len(cells) > self.xls_colmax:
+            raise ValueError(f"row {row} is not a streamed row, or its cells do not fit the sheet")
+        if row <= self._current_row:
+            raise ValueError(f"streamed rows go top to bottom: row {row} after row {self._current_row}")
+        if self._current_row >= 0:
+            self._parts.append("</row>")
+        number = row + 1
+        parts = [f'<row r="{number}">']
+        letters, shared, style = self._letters, self.str_table._get_shared_string_index, self._style
+        for offset, (value, cell_format) in enumerate(cells):
+            column = col + offset
+            name = letters.get(column) or letters.setdefault(column, xl_col_to_name(column))
+            if value is None:
+                if cell_format is not None:
+                    parts.append(f'<c r="{name}{number}"{style(cell_format)}/>')
+            elif isinstance(value, str):
+                if len(value) > _MAX_STRING // 2 and _utf16_length(value) > _MAX_STRING:
+                    value = _truncate_utf16(value, _MAX_STRING)
+                parts.append(f'<c r="{name}{number}"{style(cell_format)} t="s"><v>{shared(value)}</v></c>')
+            else:
+                parts.append(f'<c r="{name}{number}"{style(cell_format)}><v>{_number_text(value)}</v></c>')
+        self._parts.append("".join(parts))
+        self._current_row, self._current_col = row, col + len(cells) - 1
+        if self.dim_rowmin is None:
+            self.dim_rowmin = row
+        self.dim_rowmax = row
+        if cells:
+            if self.dim_colmin is None or col < self.dim_colmin:
+                self.dim_colmin = col
+            if self.dim_colmax is None or self._current_col > self.dim_colmax:
+                self.dim_colmax = self._current_col
+
+    def set_row(self, row: int, *args: Any, **kwargs: Any) -> int:
+        if self._streams(row):
+            raise ValueError("row options are not available on streamed rows")
+        return super().set_row(row, *args, **kwargs)
+
+    def _style(self, cell_format: Any) -> str:
+        index = cell_format._get_xf_index() if cell_format is not None else 0
+        return f' s="{index}"' if index else ""
+
+    def _start_cell(self, row: int, col: int) -> int:
+        if row >= self.xls_rowmax or col >= self.xls_colmax or col < 0:
+            return -1
+        if row != self._current_row:
+            if row < self._current_row:
+                raise ValueError(f"streamed rows go top to bottom: row {row} after row {self._current_row}")
+            if self._current_row >= 0:
+                self._parts.append("</row>")
+            self._parts.append(f'<row r="{row + 1}">')
+            self._current_row, self._current_col = row, -1
+            if self.dim_rowmin is None:
+                self.dim_rowmin = row
+            self.dim_rowmax = row
+        elif col <= self._current_col:
+            raise ValueError(f"streamed cells go left to right: column {col} after column {self._current_col}")
+        self._current_col = col
+        if self.dim_colmin is None or col < self.dim_colmin:
+            self.dim_colmin = col
+        if self.dim_colmax is None or col > self.dim_colmax:
+            self.dim_colmax = col
+        letters = self._letters.get(col)
+        if letters is None:
+            letters = self._letters[col] = xl_col_to_name(col)
+        self._parts.append(f'<c r="{letters}{row + 1}"')
+        return 0
+
+    def _write_sheet_data(self) -> None:
+        if not self._parts:
+            super()._write_sheet_data()
+            return
+        self._xml_start_tag("sheetData")
+        last_streamed = self.dim_rowmax
+        if self.dim_rowmin < self._stream_start:
+            # xlsxwriter's own rows, above the streamed ones.
+            self.dim_rowmax = self._stream_start - 1
+            self._write_rows()
+            self.dim_rowmax = last_streamed
+        self.fh.write("".join(self._parts))
+        self.fh.write("</row>")
+        self._xml_end_tag("sheetData")
+
+    def _get_range_data(self, row_start: int, col_start: int, row_end: int, col_end: int) -> Any:
+        # Streamed values are not kept: a chart drawn from them carries no cached copy, and Excel and
+        # LibreOffice read the cells themselves, as they do for xlsxwriter's constant_memory mode.
+        if self._streams(row_end):
+            return ()
+        return super()._get_range_data(row_start, col_start, row_end, col_end)
+
