@@ -11,6 +11,7 @@ import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,12 @@ class ReadResult:
         return any(issue.severity == "error" for issue in self.issues)
 
 
+_FIRST_COLUMNS = tuple(column_name(number) for number in range(1, 257))
+
+
 def column_letters(index: int) -> str:
     """0-based column index → Excel letters (0 → A, 26 → AA)."""
-    return column_name(index + 1)
+    return _FIRST_COLUMNS[index] if 0 <= index < len(_FIRST_COLUMNS) else column_name(index + 1)
 
 
 def address(row: int, col: int) -> str:
@@ -91,7 +95,9 @@ def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEF
     if screened.issue is not None:
         return ReadResult(format="rejected", issues=[screened.issue])
     try:
-        return _read_screened(path, screened.kind, screened.decrypted, screened.oversized_sheets, form, limits)
+        # calamine reads the bytes already in memory rather than opening the file again.
+        data = screened.decrypted if screened.decrypted is not None else raw
+        return _read_screened(path, screened.kind, data, screened.oversized_sheets, form, limits)
     except MemoryError:
         return ReadResult(format="rejected", issues=[make_issue("reader_out_of_memory")])
     except (KeyboardInterrupt, SystemExit):
@@ -105,9 +111,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
-def _read_screened(path: Path, kind: str, decrypted: bytes | None, oversized: tuple[str, ...],
+def _read_screened(path: Path, kind: str, data: bytes | None, oversized: tuple[str, ...],
                    form: FormDefinition, limits: Limits) -> ReadResult:
-    book = open_workbook(path, kind, decrypted)
+    book = open_workbook(path, kind, data)
     # Sheet part names cost an XML parse; only oversized sheets and blank data cells need them.
     needs_parts = kind == "xlsx"
     sheet_parts: dict[str, str] = _ooxml_sheet_parts(path) if needs_parts and oversized else {}
@@ -121,7 +127,7 @@ def _read_screened(path: Path, kind: str, decrypted: bytes | None, oversized: tu
             skipped.append(make_issue("sheet_too_large", sheet=name, extent="quá nhiều hàng/cột"))
             continue
         try:
-            grid, merged = _sheet_grid(book, path, kind, decrypted, name, limits)
+            grid, merged = _sheet_grid(book, path, kind, data, name, limits)
         except SheetTooLarge as too_large:
             skipped.append(make_issue("sheet_too_large", sheet=name,
                                       extent=f"{too_large.height} hàng × {too_large.width} cột"))
@@ -159,7 +165,7 @@ def _read_token(book, limits: Limits) -> Token | None:
     return None
 
 
-def _sheet_grid(book, path: Path, kind: str, decrypted: bytes | None, name: str,
+def _sheet_grid(book, path: Path, kind: str, data: bytes | None, name: str,
                 limits: Limits) -> tuple[list[list[Any]], list]:
     args = (MAX_SCAN_ROWS, limits.max_cells, limits.max_columns)
     try:
@@ -167,7 +173,7 @@ def _sheet_grid(book, path: Path, kind: str, decrypted: bytes | None, name: str,
     except SheetTooLarge:
         raise
     except Exception:  # calamine opened the book but not this sheet: let the format's own reader try
-        second = fallback_workbook(path, kind, decrypted)
+        second = fallback_workbook(path, kind, data)
         if second is None or isinstance(book, type(second)):
             raise
         return second.grid(name, *args)
@@ -205,7 +211,8 @@ def locate_form(grid: list[list[Any]], merged: list, form: FormDefinition,
     best_partial: tuple[str, dict[str, str], int] | None = None
     for r, row in enumerate(grid):
         for c, value in enumerate(row):
-            if not isinstance(value, str) or not _is_year_header(fold(value), year_header):
+            # The year header is a word or three; titles and notes are not worth folding.
+            if not isinstance(value, str) or len(value) > 40 or not _is_year_header(fold(value), year_header):
                 continue
             columns, band_end = _match_header(grid, merged, r, c, form)
             if len(columns) == len(form.metrics):
@@ -275,15 +282,22 @@ def _match_header(grid: list[list[Any]], merged: list, r: int, year_col: int,
         text = " ".join(p for p in parts if p)
         if text:
             texts[c] = text
-    columns: dict[str, int] = {}
+    return dict(_assign_columns(form.metrics, tuple(sorted(texts.items())))), band_end
+
+
+@lru_cache(maxsize=1024)
+def _assign_columns(metrics: tuple, texts: tuple[tuple[int, str], ...]) -> tuple[tuple[str, int], ...]:
+    """(metric key, column) for each metric whose label heads a column; the first free column wins.
+    Cached: the copies of one form share their header texts."""
+    columns: list[tuple[str, int]] = []
     taken: set[int] = set()
-    for metric in form.metrics:
-        for c in sorted(texts):
-            if c not in taken and metric.matches(texts[c]):
-                columns[metric.key] = c
+    for metric in metrics:
+        for c, text in texts:
+            if c not in taken and metric.matches(text):
+                columns.append((metric.key, c))
                 taken.add(c)
                 break
-    return columns, band_end
+    return tuple(columns)
 
 
 def _merge_fill(grid: list[list[Any]], merged: list, r0: int, r1: int) -> dict[tuple[int, int], Any]:

@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from pipeline.issues import Issue, make_issue
 
@@ -225,45 +226,104 @@ _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
+@dataclass(frozen=True, slots=True)
+class ZipMember:
+    """What the screen needs of one central directory entry (the same names as zipfile.ZipInfo)."""
+
+    filename: str
+    flag_bits: int
+    compress_type: int
+    compress_size: int
+    file_size: int
+    header_offset: int
+
+    def is_dir(self) -> bool:
+        return self.filename.endswith("/")
+
+
+_END_RECORD = struct.Struct("<4s4H2LH")
+_CENTRAL_RECORD = struct.Struct("<4s6H3L5H2L")
+
+
+def zip_members(raw: bytes) -> list[ZipMember] | None:
+    """The central directory of a plain single-disk zip, as every spreadsheet program writes one.
+
+    None for anything else (zip64, data before the archive, a damaged directory): zipfile reads those.
+    zipfile builds a full ZipInfo per entry, several times the cost of the whole screen of a small form.
+    """
+    end = raw.rfind(b"PK\x05\x06", max(0, len(raw) - 65_557))
+    if end < 0 or end + _END_RECORD.size > len(raw):
+        return None
+    _, disk, directory_disk, here, count, size, offset, _ = _END_RECORD.unpack_from(raw, end)
+    if disk or directory_disk or here != count or count == 0xFFFF or offset + size != end:
+        return None
+    members: list[ZipMember] = []
+    position = offset
+    for _ in range(count):
+        if position + _CENTRAL_RECORD.size > end:
+            return None
+        fields = _CENTRAL_RECORD.unpack_from(raw, position)
+        (signature, _, needed, flags, method, _, _, _, compressed, uncompressed,
+         name_length, extra_length, comment_length, _, _, _, header_offset) = fields
+        # Versions past 6.3 and zip64 sizes: zipfile decides (it refuses the former).
+        if signature != b"PK\x01\x02" or (needed & 0xFF) > 63 or 0xFFFFFFFF in (compressed, uncompressed, header_offset):
+            return None
+        start = position + _CENTRAL_RECORD.size
+        name = raw[start:start + name_length].decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        members.append(ZipMember(name.split("\x00", 1)[0], flags, method, compressed, uncompressed, header_offset))
+        position = start + name_length + extra_length + comment_length
+    return members if position == end else None
+
+
 def _screen_zip(path: Path, raw: bytes, limits: Limits) -> Screened:
+    entries: list = zip_members(raw) or []
+    if not entries:
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                entries = archive.infolist()
+        except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, struct errors…
+            return _reject("file_unreadable", detail=f"tệp nén hỏng hoặc bị cắt cụt ({type(exc).__name__})")
+    if len(entries) > limits.max_entries:
+        return _reject("zip_too_many_entries", count=len(entries), limit=limits.max_entries)
+    declared = sum(max(e.file_size, 0) for e in entries)
+    if declared > limits.max_total_uncompressed:
+        return _reject("zip_bomb", size=_megabytes(declared))
+    by_name = {e.filename: e for e in entries}
+    kind = _zip_kind(lambda name, cap: _peek(raw, by_name[name], limits, cap), by_name.keys())
+    if kind is None:
+        description = "tài liệu Word" if "word/document.xml" in by_name else (
+            "bản trình chiếu PowerPoint" if "ppt/presentation.xml" in by_name else "tệp nén .zip")
+        return _reject("file_not_spreadsheet", kind=description, extension=path.suffix or "(không đuôi)")
+    oversized: list[str] = []
+    budget = limits.max_total_uncompressed
+    for entry in entries:
+        if entry.is_dir():
+            continue
+        if entry.flag_bits & 0x1:
+            return _reject("file_encrypted")
+        is_sheet = kind == "xlsx" and entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml")
+        try:
+            data = _inflate(raw, entry, limits, budget)
+        except (zipfile.BadZipFile, zlib.error, struct.error, ValueError, IndexError) as exc:
+            return _reject("file_unreadable",
+                           detail=f"phần \"{entry.filename}\" trong tệp bị hỏng ({type(exc).__name__})")
+        if isinstance(data, Screened):
+            return data
+        budget -= len(data)
+        if entry.filename.endswith(_XML_SUFFIXES) and b"<!" in data and _DTD.search(data):
+            return _reject("xml_dtd")
+        if is_sheet and _sheet_too_large(data, limits):
+            oversized.append(entry.filename)
+    return Screened(kind=kind, oversized_sheets=tuple(oversized))
+
+
+def _peek(raw: bytes, entry, limits: Limits, cap: int) -> bytes:
+    """The start of a member, for telling what the archive is; b"" when it cannot be read."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(raw))
-    except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, struct errors…
-        return _reject("file_unreadable", detail=f"tệp nén hỏng hoặc bị cắt cụt ({type(exc).__name__})")
-    with archive:
-        entries = archive.infolist()
-        if len(entries) > limits.max_entries:
-            return _reject("zip_too_many_entries", count=len(entries), limit=limits.max_entries)
-        declared = sum(max(e.file_size, 0) for e in entries)
-        if declared > limits.max_total_uncompressed:
-            return _reject("zip_bomb", size=_megabytes(declared))
-        names = {e.filename for e in entries}
-        kind = _zip_kind(archive, names)
-        if kind is None:
-            description = "tài liệu Word" if "word/document.xml" in names else (
-                "bản trình chiếu PowerPoint" if "ppt/presentation.xml" in names else "tệp nén .zip")
-            return _reject("file_not_spreadsheet", kind=description, extension=path.suffix or "(không đuôi)")
-        oversized: list[str] = []
-        budget = limits.max_total_uncompressed
-        for entry in entries:
-            if entry.is_dir():
-                continue
-            if entry.flag_bits & 0x1:
-                return _reject("file_encrypted")
-            is_sheet = kind == "xlsx" and entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml")
-            try:
-                data = _inflate(raw, entry, limits, budget)
-            except (zipfile.BadZipFile, zlib.error, struct.error, ValueError, IndexError) as exc:
-                return _reject("file_unreadable",
-                               detail=f"phần \"{entry.filename}\" trong tệp bị hỏng ({type(exc).__name__})")
-            if isinstance(data, Screened):
-                return data
-            budget -= len(data)
-            if entry.filename.endswith(_XML_SUFFIXES) and b"<!" in data and _DTD.search(data):
-                return _reject("xml_dtd")
-            if is_sheet and _sheet_too_large(data, limits):
-                oversized.append(entry.filename)
-        return Screened(kind=kind, oversized_sheets=tuple(oversized))
+        data = _inflate(raw, entry, limits, limits.max_total_uncompressed)
+    except (zipfile.BadZipFile, zlib.error, struct.error, ValueError, IndexError):
+        return b""
+    return data[:cap] if isinstance(data, bytes) else b""
 
 
 def _inflate(raw: bytes, entry: zipfile.ZipInfo, limits: Limits, budget: int) -> bytes | Screened:
@@ -334,12 +394,10 @@ def column_name(number: int) -> str:
     return name
 
 
-def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str | None:
+def _zip_kind(read: Callable[[str, int], bytes], names) -> str | None:
+    """'xlsx', 'xlsb' or 'ods' from the archive's member names; `read(name, cap)` gives a member's start."""
     if "mimetype" in names:
-        try:
-            mimetype = archive.read("mimetype")[:200]
-        except Exception:
-            mimetype = b""
+        mimetype = read("mimetype", 200)
         if b"opendocument.spreadsheet" in mimetype:
             return "ods"
         if mimetype:
@@ -347,16 +405,11 @@ def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str | None:
     if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
         return "xlsb" if "xl/workbook.bin" in names and "xl/workbook.xml" not in names else "xlsx"
     if "[Content_Types].xml" in names:
-        try:
-            types = archive.read("[Content_Types].xml")[:200_000]
-        except Exception:
-            return None
-        if b"spreadsheetml" in types:
+        if b"spreadsheetml" in read("[Content_Types].xml", 200_000):
             return "xlsx"
     if "content.xml" in names and "META-INF/manifest.xml" in names:
         return "ods"
     return None
-
 
 
 def _megabytes(size: int) -> str:

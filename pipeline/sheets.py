@@ -237,23 +237,24 @@ class FormulaWithoutValue(str):
     """An ODS formula cell saved with no result; the reader reports it like the OOXML case."""
 
 
-def open_workbook(path: Path, kind: str, decrypted: bytes | None = None) -> Workbook:
-    """calamine, or the format's own reader when calamine refuses the file."""
+def open_workbook(path: Path, kind: str, data: bytes | None = None) -> Workbook:
+    """calamine, or the format's own reader when calamine refuses the file. `data`, when given, is the
+    file's content (decrypted, for a workbook that was), read instead of the file."""
     try:
-        return CalamineBook(path, kind, decrypted)
+        return CalamineBook(path, kind, data)
     except Exception:  # calamine raises CalamineError, XmlError, ZipError, ValueError…
-        second = fallback_workbook(path, kind, decrypted)
+        second = fallback_workbook(path, kind, data)
         if second is None:
             raise
         return second
 
 
-def fallback_workbook(path: Path, kind: str, decrypted: bytes | None = None) -> Workbook | None:
+def fallback_workbook(path: Path, kind: str, data: bytes | None = None) -> Workbook | None:
     """The second reader for a format, used when calamine opened the file but failed on a sheet."""
     if kind == "ods":
         return OdsBook(path)
     if kind == "xls":
-        return XlrdBook(path, decrypted)
+        return XlrdBook(path, data)
     if kind == "xlsx":
         return OpenpyxlBook(path)
     return None

@@ -1,0 +1,57 @@
+"""The zip directory reader of the screen agrees with zipfile, and never raises on damaged bytes."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.screen import zip_members
+
+_NAMES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x1EF9, blacklist_categories=("Cs",)),
+                 min_size=1, max_size=30).filter(lambda n: not n.endswith("/") and "\x00" not in n)
+_MEMBERS = st.lists(st.tuples(_NAMES, st.binary(max_size=3000), st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])),
+                    min_size=1, max_size=8, unique_by=lambda m: m[0])
+
+
+def _zip(members, comment: bytes = b"") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data, method in members:
+            archive.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), data, compress_type=method)
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+def _as_zipfile_sees_it(raw: bytes) -> list[tuple]:
+    return [(i.filename, i.flag_bits, i.compress_type, i.compress_size, i.file_size, i.header_offset)
+            for i in zipfile.ZipFile(io.BytesIO(raw)).infolist()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_MEMBERS, st.binary(max_size=40))
+def test_directory_matches_zipfile(members, comment):
+    raw = _zip(members, comment)
+    ours = zip_members(raw)
+    assert ours is not None
+    assert [(m.filename, m.flag_bits, m.compress_type, m.compress_size, m.file_size, m.header_offset)
+            for m in ours] == _as_zipfile_sees_it(raw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_MEMBERS, st.data())
+def test_damaged_directory_gives_members_or_none_never_an_exception(members, data):
+    raw = bytearray(_zip(members))
+    for _ in range(data.draw(st.integers(1, 6))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    result = zip_members(bytes(raw[:cut]))
+    assert result is None or all(isinstance(m.filename, str) for m in result)
+
+
+def test_data_before_the_archive_is_left_to_zipfile():
+    raw = b"MZ self-extractor stub" + _zip([("xl/workbook.xml", b"<workbook/>", zipfile.ZIP_DEFLATED)])
+    assert zip_members(raw) is None
+    assert [i[0] for i in _as_zipfile_sees_it(raw)] == ["xl/workbook.xml"]
