@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import selectors
 import signal
 import time
 from collections import deque
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,9 +25,9 @@ from pipeline.issues import make_issue
 from pipeline.read import ReadResult, read_submission
 from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_bounded
 
-CHUNK = 16
-_CONSUMED = object()
-Finish = Callable[[Path, "ReadOutcome"], Any]  # marks a result handed to on_result and not kept  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
+CHUNK = 16  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
+_CONSUMED = object()  # marks a result handed to on_result and not kept
+Finish = Callable[[Path, "ReadOutcome"], Any]
 
 
 @dataclass(frozen=True)
@@ -203,16 +204,31 @@ class ReaderPool:
         chunk = self._chunk = max(1, min(CHUNK, len(paths) // (4 * len(self._workers)) or 1))
         for worker in self._workers:
             self._feed(worker, queue, chunk)
-        while any(worker.pending for worker in self._workers):
-            busy = [w for w in self._workers if w.pending]
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.5)
-            now = time.monotonic()
-            for worker in busy:
-                failed = ""
-                if worker.conn in ready:
-                    try:
-                        while worker.conn.poll():
+        # One selector for the whole read: building one per wait costs more than the wait itself.
+        with selectors.DefaultSelector() as selector:
+            watched: set[_Worker] = set()
+            while any(worker.pending for worker in self._workers):
+                for worker in self._workers:
+                    if worker.pending and worker not in watched:
+                        selector.register(worker.conn, selectors.EVENT_READ)
+                        selector.register(worker.process.sentinel, selectors.EVENT_READ)
+                        watched.add(worker)
+                for worker in [w for w in watched if not w.pending or w not in self._workers]:
+                    selector.unregister(worker.conn)
+                    selector.unregister(worker.process.sentinel)
+                    watched.discard(worker)
+                ready = {key.fileobj for key, _ in selector.select(timeout=0.5)}
+                now = time.monotonic()
+                for worker in [w for w in self._workers if w.pending]:
+                    failed = ""
+                    if worker.conn in ready:
+                        # One message per wake-up: the selector reports the pipe again while more wait,
+                        # and Connection.poll() would build a selector of its own each time.
+                        try:
                             index, outcome = worker.conn.recv()
+                        except (EOFError, OSError):
+                            failed = "crashed"
+                        else:
                             if self._finish_here:
                                 outcome = self.finish(Path(paths[index]), outcome)
                             # A consumer that takes each result as it comes does not need them kept.
@@ -225,23 +241,26 @@ class ReaderPool:
                                 self._feed(worker, queue, chunk)
                             if on_result is not None:
                                 on_result(index, outcome)
-                    except (EOFError, OSError):
+                    if not failed and worker.pending and worker.process.sentinel in ready and not worker.conn.poll():
                         failed = "crashed"
-                if not failed and worker.pending and worker.process.sentinel in ready and not worker.conn.poll():
-                    failed = "crashed"
-                if not failed and worker.pending and now - worker.since > self.settings.timeout_seconds:
-                    failed = "timeout"
-                if failed:
-                    failed_index = worker.pending[0][0]
-                    self._replace(worker, failed, results, queue)
-                    done += 1
-                    if on_result is not None:
-                        on_result(failed_index, results[failed_index])
-                        results[failed_index] = _CONSUMED
-                elif not worker.pending:
-                    self._feed(worker, queue, chunk)
-            if progress is not None:
-                progress(done, len(paths))
+                    if not failed and worker.pending and now - worker.since > self.settings.timeout_seconds:
+                        failed = "timeout"
+                    if failed:
+                        failed_index = worker.pending[0][0]
+                        if worker in watched:
+                            selector.unregister(worker.conn)
+                            selector.unregister(worker.process.sentinel)
+                            watched.discard(worker)
+                        self._replace(worker, failed, results, queue)
+                        done += 1
+                        if on_result is not None:
+                            on_result(failed_index, results[failed_index])
+                            results[failed_index] = _CONSUMED
+                for worker in self._workers:
+                    if not worker.pending:
+                        self._feed(worker, queue, chunk)
+                if progress is not None:
+                    progress(done, len(paths))
         if on_result is not None:
             return []
         return [r if r is not None else ReadOutcome("", ReadResult("rejected")) for r in results]
