@@ -140,9 +140,13 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
             if consolidation.changes:
                 mail_plan.extend(build_mails(config, consolidation, staging, run_name, stamp))
 
-        folder = write_run(consolidation, config.paths.outbox, now, extra=add_mail)
-        ledger.save_snapshot(run_id, current)
-        ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status) for o in consolidation.files)
+        def record() -> None:
+            # Saved before the run folder exists; a run that fails after this is marked failed, and
+            # only completed runs' snapshots are ever compared with.
+            ledger.save_snapshot(run_id, current)
+            ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status) for o in consolidation.files)
+
+        folder = write_run(consolidation, config.paths.outbox, now, extra=add_mail, meanwhile=record)
         for planned in mail_plan:
             state = planned.state or ("built" if config.mail.enabled else "written")
             ledger.add_mail(planned.message_id, run_id, planned.kind, planned.recipients,

@@ -98,6 +98,18 @@ def _whole(value: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+class _Where:
+    """Where a registry row is, put into words only when there is something to report."""
+
+    __slots__ = ("path", "sheet", "row")
+
+    def __init__(self, path: Path, sheet: str, row: int) -> None:
+        self.path, self.sheet, self.row = path, sheet, row
+
+    def __format__(self, spec: str) -> str:
+        return f"Tệp đơn vị {self.path.name}, trang \"{self.sheet}\", dòng {self.row + 1}"
+
+
 def load_registry(path: Path | str = DEFAULT_REGISTRY) -> Registry:
     import python_calamine
 
@@ -118,7 +130,7 @@ def load_registry(path: Path | str = DEFAULT_REGISTRY) -> Registry:
         code, name = get("code"), get("name")
         if not code and not name:
             continue
-        where = f"Tệp đơn vị {path.name}, trang \"{sheet}\", dòng {r + 1}"
+        where = _Where(path, sheet, r)
         if not code:
             raise RegistryError(f"{where}: thiếu mã đơn vị cho \"{name}\".")
         if not name:
@@ -144,7 +156,7 @@ def load_registry(path: Path | str = DEFAULT_REGISTRY) -> Registry:
             cells = {key: (row[c] if c < len(row) else None) for key, c in cols.items()}
             if all(v in (None, "") for v in cells.values()):
                 continue
-            where = f"Tệp đơn vị {path.name}, trang \"{quota_sheet}\", dòng {r + 1}"
+            where = _Where(path, quota_sheet, r)
             code = _text(cells["code"])
             year, quota = _whole(cells["year"]), _whole(cells["quota"])
             if code not in seen:

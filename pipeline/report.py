@@ -6,12 +6,12 @@ The four CSV files are a contract: column names and order never change, new colu
 from __future__ import annotations
 
 import csv
-import io
 import json
 import multiprocessing
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from pipeline.consolidate import Consolidation
 
@@ -33,47 +33,53 @@ def modified_at(mtime: float) -> str:
     return datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds")
 
 
-def submission_rows(consolidation: Consolidation) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
+def submission_rows(consolidation: Consolidation) -> Iterator[tuple]:
+    """Rows of submissions.csv, in SUBMISSIONS_COLUMNS order."""
     for outcome in consolidation.files:
-        rows.append({"file": outcome.name, "unit_code": outcome.unit, "status": outcome.status,
-                     "modified_at": modified_at(outcome.mtime), "sha256": outcome.sha256,
-                     "errors": outcome.errors, "warnings": outcome.warnings})
+        yield (outcome.name, outcome.unit, outcome.status, modified_at(outcome.mtime), outcome.sha256,
+               outcome.errors, outcome.warnings)
     for code in consolidation.missing:
-        rows.append({"file": "", "unit_code": code, "status": "missing", "modified_at": "", "sha256": "",
-                     "errors": 0, "warnings": 0})
-    return rows
+        yield ("", code, "missing", "", "", 0, 0)
 
 
-def value_rows(consolidation: Consolidation) -> list[dict[str, object]]:
+def value_rows(consolidation: Consolidation) -> Iterator[tuple]:
+    """Rows of values.csv, in VALUES_COLUMNS order: one per accepted unit, year and metric."""
     form = consolidation.form
-    rows: list[dict[str, object]] = []
     for outcome in consolidation.accepted():
+        values, cells = outcome.values, outcome.cells
         for year in form.years:
             for metric in form.metric_keys:
-                rows.append({"unit_code": outcome.unit, "year": year, "metric": metric,
-                             "value": outcome.values[(year, metric)], "file": outcome.name,
-                             "sheet": outcome.sheet, "cell": outcome.cells.get((year, metric), "")})
-    return rows
+                yield (outcome.unit, year, metric, values[(year, metric)], outcome.name, outcome.sheet,
+                       cells.get((year, metric), ""))
 
 
-def total_rows(consolidation: Consolidation) -> list[dict[str, object]]:
+def total_rows(consolidation: Consolidation) -> Iterator[tuple]:
     form = consolidation.form
-    return [{"year": year, "metric": metric, "value": consolidation.totals[(year, metric)]}
-            for year in form.years for metric in form.metric_keys]
+    for year in form.years:
+        for metric in form.metric_keys:
+            yield (year, metric, consolidation.totals[(year, metric)])
 
 
-def issue_rows(consolidation: Consolidation) -> list[dict[str, object]]:
-    return [{"unit_code": i.unit, "file": i.file, "sheet": i.sheet, "cell": i.cell, "severity": i.severity,
-             "code": i.code, "message": i.message} for i in consolidation.issues]
+def issue_rows(consolidation: Consolidation) -> Iterator[tuple]:
+    for i in consolidation.issues:
+        yield (i.unit, i.file, i.sheet, i.cell, i.severity, i.code, i.message)
 
 
-def csv_text(columns: tuple[str, ...], rows: list[dict[str, object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([neutralise(v) if isinstance(v, str) else v for v in map(row.get, columns)] for row in rows)
-    return buffer.getvalue()
+def _defused(rows: Iterable[tuple]) -> Iterator[list]:
+    for row in rows:
+        yield [neutralise(v) if isinstance(v, str) else v for v in row]
+
+
+def write_csv_atomic(path: Path, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    """UTF-8 CSV, written row by row to a temporary file and renamed into place."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", encoding="utf-8", newline="", buffering=1 << 20) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(_defused(rows))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:
@@ -87,15 +93,15 @@ def write_file_atomic(path: Path, data: bytes) -> None:
 
 def write_csvs(consolidation: Consolidation, folder: Path) -> dict[str, Path]:
     outputs = {
-        "submissions.csv": csv_text(SUBMISSIONS_COLUMNS, submission_rows(consolidation)),
-        "values.csv": csv_text(VALUES_COLUMNS, value_rows(consolidation)),
-        "totals.csv": csv_text(TOTALS_COLUMNS, total_rows(consolidation)),
-        "issues.csv": csv_text(ISSUES_COLUMNS, issue_rows(consolidation)),
+        "submissions.csv": (SUBMISSIONS_COLUMNS, submission_rows(consolidation)),
+        "values.csv": (VALUES_COLUMNS, value_rows(consolidation)),
+        "totals.csv": (TOTALS_COLUMNS, total_rows(consolidation)),
+        "issues.csv": (ISSUES_COLUMNS, issue_rows(consolidation)),
     }
     paths = {}
-    for name, text in outputs.items():
+    for name, (columns, rows) in outputs.items():
         paths[name] = folder / name
-        write_file_atomic(paths[name], text.encode("utf-8"))
+        write_csv_atomic(paths[name], columns, rows)
     return paths
 
 
@@ -123,11 +129,13 @@ PARALLEL_WORKBOOK_FILES = 200  # below this the workbook takes less time than fo
 
 
 def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = "",
-                  parallel_from: int = PARALLEL_WORKBOOK_FILES) -> None:
+                  parallel_from: int = PARALLEL_WORKBOOK_FILES,
+                  meanwhile: Callable[[], None] | None = None) -> None:
     """The workbook, CSV exports, feedback copies and summary of one run, into `folder`.
 
     For large runs the workbook (the slowest output) is built in a forked process while this one writes
-    the rest: the reader workers are finished by then, so the second core is free.
+    the rest, and then runs `meanwhile` (other work of the caller's): the reader workers are finished by
+    then, so the second core is free.
     """
     from pipeline.feedback import write_feedback
 
@@ -143,6 +151,8 @@ def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = ""
         write_feedback(consolidation, folder)
         write_file_atomic(folder / "summary.json",
                           json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8"))
+        if meanwhile is not None:
+            meanwhile()
     finally:
         if writer is not None:
             writer.join()

@@ -260,10 +260,12 @@ def new_run_name(outbox: Path, now: datetime | None = None) -> str:
 
 
 def write_run(consolidation: Consolidation, outbox: Path, started: datetime | None = None,
-              extra: Callable[[Path, str], None] | None = None) -> Path:
+              extra: Callable[[Path, str], None] | None = None,
+              meanwhile: Callable[[], None] | None = None) -> Path:
     """Write the run folder under a temporary name, then rename it into place in one step.
 
-    `extra(staging_folder, run_name)` adds files (the mail) before the folder becomes visible.
+    `extra(staging_folder, run_name)` adds files (the mail) before the folder becomes visible;
+    `meanwhile()` is work of the caller's done while the workbook is being written.
     """
     from pipeline.report import write_outputs
 
@@ -276,7 +278,7 @@ def write_run(consolidation: Consolidation, outbox: Path, started: datetime | No
     staging.mkdir()
     clock = perf_counter()
     try:
-        write_outputs(consolidation, staging, run_name=name)
+        write_outputs(consolidation, staging, run_name=name, meanwhile=meanwhile)
         if extra is not None:
             extra(staging, name)
         final = outbox / name

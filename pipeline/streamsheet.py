@@ -8,7 +8,8 @@ XML can be built as they go, at a fraction of the cost. Cells above the row give
 
 Streamed cells are strings, numbers and formatted blanks, written in reading order (rows top to
 bottom, columns left to right within a row); strings go to the workbook's shared string table as
-xlsxwriter's own do. Row options (height, merges, comments) are not available on streamed rows.
+xlsxwriter's own do. Hyperlinks and one-row merges work as usual (xlsxwriter writes them outside the
+cell data); a streamed row's height must be set before its first cell; comments are not available.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class StreamedWorksheet(Worksheet):
         self._current_row = -1
         self._current_col = -1
         self._letters: dict[int, str] = {}
+        self._heights: dict[int, float] = {}
 
     def stream_from(self, row: int) -> None:
         """Cells from `row` down are streamed; everything above must already be written."""
@@ -108,7 +110,7 @@ class StreamedWorksheet(Worksheet):
         if self._current_row >= 0:
             self._parts.append("</row>")
         number = row + 1
-        parts = [f'<row r="{number}">']
+        parts = [self._row_start(row)]
         letters, shared, style = self._letters, self.str_table._get_shared_string_index, self._style
         for offset, (value, cell_format) in enumerate(cells):
             column = col + offset
@@ -133,10 +135,21 @@ class StreamedWorksheet(Worksheet):
             if self.dim_colmax is None or self._current_col > self.dim_colmax:
                 self.dim_colmax = self._current_col
 
-    def set_row(self, row: int, *args: Any, **kwargs: Any) -> int:
-        if self._streams(row):
-            raise ValueError("row options are not available on streamed rows")
-        return super().set_row(row, *args, **kwargs)
+    def set_row(self, row: int, height: float | None = None, cell_format: Any = None,
+                options: dict | None = None) -> int:
+        if not self._streams(row):
+            return super().set_row(row, height, cell_format, options)
+        if cell_format is not None or options or row <= self._current_row:
+            raise ValueError("a streamed row takes only a height, set before its first cell")
+        if height is not None:
+            self._heights[row] = height
+        return 0
+
+    def _row_start(self, row: int) -> str:
+        height = self._heights.pop(row, None)
+        if height is None:
+            return f'<row r="{row + 1}">'
+        return f'<row r="{row + 1}" ht="{height:g}" customHeight="1">'
 
     def _style(self, cell_format: Any) -> str:
         index = cell_format._get_xf_index() if cell_format is not None else 0
@@ -150,7 +163,7 @@ class StreamedWorksheet(Worksheet):
                 raise ValueError(f"streamed rows go top to bottom: row {row} after row {self._current_row}")
             if self._current_row >= 0:
                 self._parts.append("</row>")
-            self._parts.append(f'<row r="{row + 1}">')
+            self._parts.append(self._row_start(row))
             self._current_row, self._current_col = row, -1
             if self.dim_rowmin is None:
                 self.dim_rowmin = row

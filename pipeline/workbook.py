@@ -132,8 +132,13 @@ class _Widths:
 
     def see(self, col: int, value: object, minimum: float = 6, maximum: float = 60) -> None:
         text = value if isinstance(value, str) else (f"{value:,}" if isinstance(value, int) else str(value))
-        longest = max((len(line) for line in text.splitlines()), default=0)
-        self.widths[col] = min(maximum, max(self.widths.get(col, minimum), longest * 1.15 + 2))
+        longest = len(text) if "\n" not in text else max((len(line) for line in text.splitlines()), default=0)
+        width = longest * 1.15 + 2
+        current = self.widths.get(col)
+        if current is None:
+            self.widths[col] = min(maximum, max(minimum, width))
+        elif width > current:
+            self.widths[col] = min(maximum, width)
 
     def apply(self, sheet) -> None:
         for col, width in self.widths.items():
@@ -300,7 +305,9 @@ STATUS_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Tình trạng", "
 
 def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[str, str],
                   per_unit_sheets: bool) -> None:
-    sheet = book.add_worksheet(SHEET_STATUS)
+    from pipeline.streamsheet import StreamedWorksheet
+
+    sheet = book.add_worksheet(SHEET_STATUS, worksheet_class=StreamedWorksheet)
     units = c.registry.units
     received = sum(1 for u in units if u.code in c.submissions)
     accepted = sum(1 for u in units if c.unit_status(u.code) == "accepted")
@@ -316,6 +323,7 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
     for col, title in enumerate(STATUS_HEADERS):
         sheet.write_string(header_row, col, title, f.header)
         widths.see(col, title)
+    sheet.stream_from(header_row + 1)
     for i, unit in enumerate(units):
         row = header_row + 1 + i
         state = unit_state(c, unit.code)
@@ -367,12 +375,12 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
             reason = "; ".join(i.message for i in outcome.issues if i.severity in ("error", "info"))
             state = {"ignored": "Bỏ qua", "superseded": "Đã có tệp mới hơn"}.get(
                 outcome.status, "Không xác định được đơn vị" if not outcome.unit else STATUS_WORDS["rejected"])
+            sheet.set_row(row, _height(reason, 40))
             sheet.write_number(row, 0, i + 1, f.center)
             sheet.merge_range(row, 1, row, 3, state, f.text)
             sheet.write_string(row, 4, clip(outcome.name), f.text)
             sheet.write_string(row, 5, _when(outcome), f.text)
             sheet.merge_range(row, 6, row, len(STATUS_HEADERS) - 1, clip(reason), f.wrap)
-            sheet.set_row(row, _height(reason, 40))
             widths.see(4, outcome.name, maximum=50)
     widths.apply(sheet)
     _page_setup(sheet, header_rows=header_row + 1)

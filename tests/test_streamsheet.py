@@ -110,17 +110,49 @@ def test_out_of_order_cells_are_refused(writes, message):
         sheet.write_number(*last, 1)
 
 
-def test_stream_must_start_below_written_cells_and_rows_keep_no_options():
+def test_stream_must_start_below_written_cells_and_rows_take_only_an_early_height():
     book = xlsxwriter.Workbook(io.BytesIO(), {"in_memory": True})
     sheet = book.add_worksheet("S", worksheet_class=StreamedWorksheet)
     sheet.write_string(3, 0, "tiêu đề")
     with pytest.raises(ValueError):
         sheet.stream_from(3)
     sheet.stream_from(4)
+    sheet.set_row(5, 40)
+    sheet.write_string(5, 0, "x")
     with pytest.raises(ValueError):
-        sheet.set_row(5, 40)
+        sheet.set_row(5, 20)  # its cells are written already
+    with pytest.raises(ValueError):
+        sheet.set_row(6, 20, book.add_format({"bold": True}))
     with pytest.raises(ValueError):
         sheet.stream_row(2, 0, [("x", None)])
+
+
+def _links_merges_heights(streamed: bool) -> bytes:
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    wrap = book.add_format({"text_wrap": True, "border": 1})
+    sheet = book.add_worksheet("Tình trạng", worksheet_class=StreamedWorksheet if streamed else None)
+    book.add_worksheet("Sai lệch")
+    sheet.write_string(0, 0, "STT")
+    if streamed:
+        sheet.stream_from(1)
+    sheet.set_row(1, 49.5)
+    sheet.write_number(1, 0, 1)
+    sheet.merge_range(1, 1, 1, 3, "Trả lại – cần sửa", wrap)
+    sheet.write_url(1, 4, "internal:'Sai lệch'!A1", string="Xem sai lệch")
+    sheet.write_number(2, 0, 2)
+    book.close()
+    return buffer.getvalue()
+
+
+def test_links_merges_and_row_heights_on_streamed_rows():
+    expected, streamed = (openpyxl.load_workbook(io.BytesIO(_links_merges_heights(s)))["Tình trạng"]
+                          for s in (False, True))
+    assert [str(r) for r in streamed.merged_cells.ranges] == [str(r) for r in expected.merged_cells.ranges] == ["B2:D2"]
+    assert streamed.row_dimensions[2].height == expected.row_dimensions[2].height == 49.5
+    assert streamed["E2"].hyperlink.location == expected["E2"].hyperlink.location == "'Sai lệch'!A1"
+    assert streamed["E2"].value == "Xem sai lệch"
+    assert [[c.value for c in row] for row in streamed.iter_rows()] == [[c.value for c in row] for row in expected.iter_rows()]
 
 
 def test_sheet_with_no_streamed_rows_is_an_ordinary_sheet():
