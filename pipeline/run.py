@@ -197,19 +197,20 @@ def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
                 on_result(index, read)
         return reads
     with ReaderPool(form, options.isolation, finish=finish) as pool:
-        # Workers are forked by now; the validation stack (pandas, pandera: ~0.9 s) loads in this process
-        # while they read, instead of after them.
-        warm = threading.Thread(target=_import_validation_stack, name="warm-imports", daemon=True)
+        # Workers are forked by now; the validation stack (pandas, pandera: ~0.9 s, and what they load
+        # on first use) loads in this process while they read, instead of after them.
+        warm = threading.Thread(target=_import_validation_stack, args=(form,), name="warm-imports", daemon=True)
         warm.start()
         reads = pool.read_all(paths, progress=progress, on_result=on_result)
     warm.join()
     return reads
 
 
-def _import_validation_stack() -> None:
+def _import_validation_stack(form: FormDefinition) -> None:
     try:
-        import pandas  # noqa: F401
-        import pandera.pandas  # noqa: F401
+        from pipeline.validate import warm_up
+
+        warm_up(form)
     except Exception:  # the import is repeated, and reported, where validation really needs it
         pass
 

@@ -160,6 +160,15 @@ def build_frame(submissions: list[SubmissionValues], form: FormDefinition) -> "p
     return pd.DataFrame(data)
 
 
+def warm_up(form: FormDefinition) -> None:
+    """One small validation that fails every minimum: pandas and pandera load much of what they need
+    (failure-case reporting among it) on first use, and this does it ahead of the real call."""
+    keys = [(year, metric) for year in form.years for metric in form.metric_keys]
+    sample = SubmissionValues(file="", unit="", sheet="", values=dict.fromkeys(keys, -1), cells={},
+                              total={}, total_cells={}, allocation={})
+    validate([sample], form)
+
+
 def validate(submissions: list[SubmissionValues], form: FormDefinition,
              schema: "pa.DataFrameSchema | None" = None) -> list[list[Issue]]:
     """Issues per submission (same order as given), from one lazy validation of all of them."""
