@@ -148,6 +148,22 @@ def test_python_dash_m_runs_the_same_cli(small_inbox, outbox):
     assert "2/18 đơn vị hợp lệ" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "stream", "text"),
+    [
+        (["--version"], 0, "stdout", "tonghop, version"),
+        (["run", "--inbox", "{tmp}/nope"], 2, "stderr", "Không tìm thấy thư mục hộp thư"),
+        (["bogus"], 2, "stderr", "No such command"),
+    ],
+)
+def test_the_command_exits_with_its_code_and_all_its_output(args, code, stream, text, tmp_path):
+    """The command leaves without tearing the interpreter down; nothing it printed may be lost."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    done = subprocess.run([sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code
+    assert text in getattr(done, stream)
+
+
 def test_run_on_missing_inbox_cannot_run(tmp_path):
     result = CliRunner().invoke(main, ["run", "--inbox", str(tmp_path / "nope"), "--outbox", str(tmp_path / "o")])
     assert result.exit_code != 0
