@@ -192,7 +192,11 @@ class StreamedWorksheet(Worksheet):
             self.dim_rowmax = self._stream_start - 1
             self._write_rows()
             self.dim_rowmax = last_streamed
-        self.fh.write("".join(self._parts))
+        # Handed over piece by piece and then dropped: the sheet's XML is held once, by the writer.
+        parts, self._parts = self._parts, []
+        for part in parts:
+            self.fh.write(part)
+        del parts
         self.fh.write("</row>")
         self._xml_end_tag("sheetData")
 
