@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,29 +37,38 @@ def junk_reason(name: str) -> str:
         return "tệp khoá tạm của Office/LibreOffice khi đang mở tệp"
     if base.startswith("."):
         return "tệp ẩn"
-    if Path(lower).suffix not in SPREADSHEET_EXTENSIONS:
+    if os.path.splitext(lower)[1] not in SPREADSHEET_EXTENSIONS:
         suffix = Path(base).suffix or "(không có đuôi)"
         return f"không phải tệp bảng tính ({suffix})"
     return ""
 
 
 def scan(inbox: Path) -> list[InboxFile]:
-    """All regular files below the inbox, sorted by name. Hidden folders are skipped whole."""
+    """All regular files below the inbox, sorted by name. Hidden folders are skipped whole; links,
+    pipes and devices are not files anyone sent."""
     found: list[InboxFile] = []
-    inbox = Path(inbox)
-    for root, dirs, files in os.walk(inbox):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for filename in files:
-            path = Path(root) / filename
+    folders: list[tuple[str, str]] = [(str(inbox), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
             try:
-                st = path.lstat()
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith("."):
+                        folders.append((entry.path, f"{prefix}{entry.name}/"))
+                    continue
+                # One stat per file, and it comes with the directory listing where the system allows.
+                info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if not path.is_file() or path.is_symlink():
+            if not stat.S_ISREG(info.st_mode):
                 continue
-            name = nfc(path.relative_to(inbox).as_posix())
-            found.append(InboxFile(path=path, name=name, size=st.st_size, mtime=st.st_mtime,
+            name = nfc(prefix + entry.name)
+            found.append(InboxFile(path=Path(entry.path), name=name, size=info.st_size, mtime=info.st_mtime,
                                    junk_reason=junk_reason(name)))
     found.sort(key=lambda f: f.name)
     return found
-
