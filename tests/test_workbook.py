@@ -369,3 +369,22 @@ def test_workbook_and_a_feedback_copy_print_to_pdf(sample, consolidation, tmp_pa
     if text is not None:
         assert "KẾT QUẢ KIỂM TRA BÁO CÁO" in text and "Đoàn Trường Đại học Bình Dương (DHBD)" in text
         assert "không có" in text
+
+
+def test_workbook_is_packed_at_the_fast_level_and_zlib_keeps_its_default(consolidation):
+    import struct
+    import zlib
+
+    from pipeline.workbook import WORKBOOK_DEFLATE_LEVEL
+
+    data = build_workbook(consolidation)
+    assert zlib.Z_DEFAULT_COMPRESSION == -1
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        member = archive.getinfo("xl/worksheets/sheet1.xml")
+        content = archive.read(member)
+    name_length, extra_length = struct.unpack_from("<HH", data, member.header_offset + 26)
+    start = member.header_offset + 30 + name_length + extra_length
+    stored = data[start:start + member.compress_size]
+    packer = zlib.compressobj(WORKBOOK_DEFLATE_LEVEL, zlib.DEFLATED, -15)
+    assert stored == packer.compress(content) + packer.flush()
