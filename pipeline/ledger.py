@@ -202,12 +202,7 @@ class Ledger:
         return int(self.db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
     def save_snapshot(self, run_id: int, snapshot: Snapshot) -> None:
-        document = {
-            "values": [[u, y, m, v] for (u, y, m), v in snapshot.values.items()],
-            "units": [[u, *rest] for u, rest in snapshot.units.items()],
-            "issues": [list(issue) for issue in sorted(snapshot.issues)],
-        }
-        blob = zlib.compress(json.dumps(document, ensure_ascii=False).encode("utf-8"), 1)
+        blob = _packed_snapshot(snapshot)
         with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO run_snapshots (run_id, data) VALUES (?, ?)", (run_id, blob))
 
@@ -270,3 +265,37 @@ def _run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(id=row["id"], name=row["name"], started_at=row["started_at"], finished_at=row["finished_at"],
                      state=row["state"], fingerprint=row["fingerprint"], counts=json.loads(row["counts"] or "{}"),
                      folder=row["folder"], message=row["message"])
+
+
+_SNAPSHOT_BATCH = 5_000
+
+
+def _packed_snapshot(snapshot: Snapshot) -> bytes:
+    """The snapshot as compressed JSON ({"values": [[unit, year, metric, value], …], "units": …,
+    "issues": …}), encoded a few thousand entries at a time: a national run's snapshot is
+    hundreds of thousands of values, and holding all of them as JSON text at once is not needed."""
+    packer = zlib.compressobj(1)
+    pieces: list[bytes] = []
+
+    def put(text: str) -> None:
+        pieces.append(packer.compress(text.encode("utf-8")))
+
+    def put_array(key: str, rows: Iterable[list], first: bool = False) -> None:
+        put(("{" if first else ",") + json.dumps(key) + ":[")
+        batch: list[list] = []
+        started = False
+        for row in rows:
+            batch.append(row)
+            if len(batch) == _SNAPSHOT_BATCH:
+                put(("," if started else "") + json.dumps(batch, ensure_ascii=False)[1:-1])
+                started, batch = True, []
+        if batch:
+            put(("," if started else "") + json.dumps(batch, ensure_ascii=False)[1:-1])
+        put("]")
+
+    put_array("values", ([u, y, m, v] for (u, y, m), v in snapshot.values.items()), first=True)
+    put_array("units", ([u, *rest] for u, rest in snapshot.units.items()))
+    put_array("issues", (list(issue) for issue in sorted(snapshot.issues)))
+    put("}")
+    pieces.append(packer.flush())
+    return b"".join(pieces)

@@ -118,6 +118,25 @@ def test_ledger_is_a_versioned_wal_database(tmp_path):
         Ledger(path)
 
 
+@pytest.mark.parametrize("units", [0, 1, 2_381])  # 2,381 units × 3 years × 7 metrics crosses batch edges
+def test_snapshot_survives_the_ledger_exactly(tmp_path, units):
+    from pipeline.changes import Snapshot
+
+    metrics = ("members_total", "outstanding_members", "quota_assigned", "admitted_pupils", "admitted_students",
+               "admitted_workers_state", "admitted_workers_private")
+    snapshot = Snapshot(
+        values={(f"U{u:05d}", year, metric): u * 7 + year % 10 for u in range(units) for year in (2021, 2022, 2023)
+                for metric in metrics},
+        units={f"U{u:05d}": ("accepted", f"Đơn vị {u}.xlsx", f"{u:064x}") for u in range(units)},
+        issues={(f"U{u:05d}", "value_blank", "D12", "warning", "Ô D12 để trống") for u in range(0, units, 97)},
+    )
+    with Ledger(tmp_path / "so.sqlite") as ledger:
+        run_id = ledger.start_run("fingerprint")
+        ledger.save_snapshot(run_id, snapshot)
+    with Ledger(tmp_path / "so.sqlite") as ledger:
+        assert ledger.snapshot(run_id) == snapshot
+
+
 def test_ledger_records_files_and_runs(filled_inbox, outbox):
     result = nightly_run(config_for(filled_inbox, outbox))
     assert result.state == "completed"
