@@ -208,11 +208,14 @@ def locate_form(grid: list[list[Any]], merged: list, form: FormDefinition,
                 sheet_name: str) -> RawForm | tuple[str, dict[str, str], int] | None:
     """The form on this grid; a (sheet, columns, header row) tuple when only some columns match."""
     year_header = fold(form.year_header)
+    initial = year_header[:1]
     best_partial: tuple[str, dict[str, str], int] | None = None
     for r, row in enumerate(grid):
         for c, value in enumerate(row):
-            # The year header is a word or three; titles and notes are not worth folding.
-            if not isinstance(value, str) or len(value) > 40 or not _is_year_header(fold(value), year_header):
+            # The year header is a word or three starting with the right letter; nothing else is worth
+            # folding whole.
+            if not isinstance(value, str) or len(value) > 40 or fold(value[:8])[:1] != initial \
+                    or not _is_year_header(fold(value), year_header):
                 continue
             columns, band_end = _match_header(grid, merged, r, c, form)
             if len(columns) == len(form.metrics):
@@ -320,12 +323,15 @@ def _extract(grid: list[list[Any]], form: FormDefinition, sheet_name: str, heade
     total: RawRow | None = None
     blank_run = 0
     ignored: list[int] = []
+    table_end = form.table_end
+    metric_columns = tuple(columns.values())
     for r in range(band_end + 1, min(len(grid), band_end + 1 + MAX_TABLE_ROWS)):
         row_values = grid[r]
-        if any(isinstance(v, str) and v and fold(v).startswith(form.table_end) for v in row_values):
+        if any(isinstance(v, str) and v and fold(v).startswith(table_end) for v in row_values):
             break
         label = _row_label(grid, r, year_col, first_metric_col, form)
-        has_data = any(_cell(grid, r, c) is not None for c in columns.values())
+        width = len(row_values)
+        has_data = any(c < width and row_values[c] != "" and row_values[c] is not None for c in metric_columns)
         if label is None:
             if has_data:
                 ignored.append(r + 1)
