@@ -57,6 +57,8 @@ class StreamedWorksheet(Worksheet):
         self._current_col = -1
         self._letters: dict[int, str] = {}
         self._heights: dict[int, float] = {}
+        self._styles: dict[int, str] = {}
+        self._formats_seen: list[Any] = []
 
     def stream_from(self, row: int) -> None:
         """Cells from `row` down are streamed; everything above must already be written."""
@@ -111,19 +113,26 @@ class StreamedWorksheet(Worksheet):
             self._parts.append("</row>")
         number = row + 1
         parts = [self._row_start(row)]
-        letters, shared, style = self._letters, self.str_table._get_shared_string_index, self._style
+        letters, shared, styles = self._letters, self.str_table._get_shared_string_index, self._styles
         for offset, (value, cell_format) in enumerate(cells):
             column = col + offset
             name = letters.get(column) or letters.setdefault(column, xl_col_to_name(column))
+            style = styles.get(id(cell_format))
+            if style is None:
+                style = self._style(cell_format)
             if value is None:
                 if cell_format is not None:
-                    parts.append(f'<c r="{name}{number}"{style(cell_format)}/>')
-            elif isinstance(value, str):
+                    parts.append(f'<c r="{name}{number}"{style}/>')
+            elif value.__class__ is str:
                 if len(value) > _MAX_STRING // 2 and _utf16_length(value) > _MAX_STRING:
                     value = _truncate_utf16(value, _MAX_STRING)
-                parts.append(f'<c r="{name}{number}"{style(cell_format)} t="s"><v>{shared(value)}</v></c>')
+                parts.append(f'<c r="{name}{number}"{style} t="s"><v>{shared(value)}</v></c>')
+            elif value.__class__ is int and -10**15 < value < 10**15:
+                parts.append(f'<c r="{name}{number}"{style}><v>{value}</v></c>')
+            elif isinstance(value, str):
+                parts.append(f'<c r="{name}{number}"{style} t="s"><v>{shared(str(value))}</v></c>')
             else:
-                parts.append(f'<c r="{name}{number}"{style(cell_format)}><v>{_number_text(value)}</v></c>')
+                parts.append(f'<c r="{name}{number}"{style}><v>{_number_text(value)}</v></c>')
         self._parts.append("".join(parts))
         self._current_row, self._current_col = row, col + len(cells) - 1
         if self.dim_rowmin is None:
@@ -152,8 +161,13 @@ class StreamedWorksheet(Worksheet):
         return f'<row r="{row + 1}" ht="{height:g}" customHeight="1">'
 
     def _style(self, cell_format: Any) -> str:
-        index = cell_format._get_xf_index() if cell_format is not None else 0
-        return f' s="{index}"' if index else ""
+        """The cell's s="…" attribute; looked up once per format (formats live as long as the workbook)."""
+        style = self._styles.get(id(cell_format))
+        if style is None:
+            index = cell_format._get_xf_index() if cell_format is not None else 0
+            style = self._styles[id(cell_format)] = f' s="{index}"' if index else ""
+            self._formats_seen.append(cell_format)  # keeps id() unique while it is a key
+        return style
 
     def _start_cell(self, row: int, col: int) -> int:
         if row >= self.xls_rowmax or col >= self.xls_colmax or col < 0:
