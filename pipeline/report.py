@@ -34,12 +34,12 @@ def modified_at(mtime: float) -> str:
 
 
 def submission_rows(consolidation: Consolidation) -> Iterator[tuple]:
-    """Rows of submissions.csv, in SUBMISSIONS_COLUMNS order."""
+    """Rows of submissions.csv, in SUBMISSIONS_COLUMNS order, ready to write (texts neutralised)."""
     for outcome in consolidation.files:
-        yield (outcome.name, outcome.unit, outcome.status, modified_at(outcome.mtime), outcome.sha256,
-               outcome.errors, outcome.warnings)
+        yield (neutralise(outcome.name), neutralise(outcome.unit), outcome.status, modified_at(outcome.mtime),
+               outcome.sha256, outcome.errors, outcome.warnings)
     for code in consolidation.missing:
-        yield ("", code, "missing", "", "", 0, 0)
+        yield ("", neutralise(code), "missing", "", "", 0, 0)
 
 
 def value_rows(consolidation: Consolidation) -> Iterator[tuple]:
@@ -47,10 +47,11 @@ def value_rows(consolidation: Consolidation) -> Iterator[tuple]:
     form = consolidation.form
     for outcome in consolidation.accepted():
         values, cells = outcome.values, outcome.cells
+        # A file's texts repeat on each of its rows: neutralised once.
+        unit, name, sheet = neutralise(outcome.unit), neutralise(outcome.name), neutralise(outcome.sheet)
         for year in form.years:
             for metric in form.metric_keys:
-                yield (outcome.unit, year, metric, values[(year, metric)], outcome.name, outcome.sheet,
-                       cells.get((year, metric), ""))
+                yield (unit, year, metric, values[(year, metric)], name, sheet, cells.get((year, metric), ""))
 
 
 def total_rows(consolidation: Consolidation) -> Iterator[tuple]:
@@ -62,21 +63,18 @@ def total_rows(consolidation: Consolidation) -> Iterator[tuple]:
 
 def issue_rows(consolidation: Consolidation) -> Iterator[tuple]:
     for i in consolidation.issues:
-        yield (i.unit, i.file, i.sheet, i.cell, i.severity, i.code, i.message)
-
-
-def _defused(rows: Iterable[tuple]) -> Iterator[list]:
-    for row in rows:
-        yield [neutralise(v) if isinstance(v, str) else v for v in row]
+        yield (neutralise(i.unit), neutralise(i.file), neutralise(i.sheet), i.cell, i.severity, i.code,
+               neutralise(i.message))
 
 
 def write_csv_atomic(path: Path, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
-    """UTF-8 CSV, written row by row to a temporary file and renamed into place."""
+    """UTF-8 CSV, written row by row to a temporary file and renamed into place. Rows come ready:
+    every text that came from a submission already went through `neutralise`."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(temporary, "w", encoding="utf-8", newline="", buffering=1 << 20) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(_defused(rows))
+        writer.writerows(rows)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
