@@ -26,6 +26,7 @@ from pipeline.read import ReadResult, read_submission
 from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_bounded
 
 CHUNK = 16  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
+RESULT_BATCH = 4  # outcomes a worker sends back in one message
 _CONSUMED = object()  # marks a result handed to on_result and not kept
 Finish = Callable[[Path, "ReadOutcome"], Any]
 
@@ -82,7 +83,10 @@ def _die_with_parent() -> None:
 
 
 def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int, parent: int,
-            finish: Finish | None = None) -> None:
+            finish: Finish | None = None, progress: Any = None) -> None:
+    """Read the files of each task and send their outcomes back a few at a time. `progress` (shared
+    memory: the index of the file being read, -1 between files, and when it was started) is what the
+    parent reads to time a file out, and to know which file a crash came from."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     try:
@@ -112,31 +116,49 @@ def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: i
             return
         if task is None:
             return
+        batch: list[tuple[int, Any]] = []
         for index, path in task:
+            if progress is not None:
+                progress[1] = time.monotonic()
+                progress[0] = index
             try:
                 outcome = read_one(Path(path), form, limits)
                 if finish is not None:
                     outcome = finish(Path(path), outcome)
             except MemoryError:
                 outcome = ReadOutcome("", ReadResult("rejected", issues=[make_issue("reader_out_of_memory")]))
-            conn.send((index, outcome))
+            batch.append((index, outcome))
+            if len(batch) >= RESULT_BATCH:
+                conn.send(batch)
+                batch = []
+        if progress is not None:
+            progress[0] = -1
+        if batch:
+            conn.send(batch)
 
 
 class _Worker:
     def __init__(self, context, form: FormDefinition, limits: Limits, memory_mb: int,
                  finish: Finish | None) -> None:
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker, args=(child, form, limits, memory_mb, os.getpid(), finish),
-                                       daemon=True)
+        self.progress = context.RawArray("d", [-1.0, 0.0])  # file being read (-1: none), its start time
+        self.process = context.Process(target=_worker, daemon=True,
+                                       args=(child, form, limits, memory_mb, os.getpid(), finish, self.progress))
         self.process.start()
         child.close()
         self.pending: deque[tuple[int, str]] = deque()
-        self.since = time.monotonic()
 
     def give(self, chunk: list[tuple[int, str]]) -> None:
         self.pending.extend(chunk)
-        self.since = time.monotonic()
         self.conn.send(chunk)
+
+    def current(self) -> int | None:
+        """The index of the file this worker is reading, if it is reading one of its pending files."""
+        index = int(self.progress[0])
+        return index if index >= 0 and any(i == index for i, _ in self.pending) else None
+
+    def overdue(self, now: float, limit: float) -> bool:
+        return self.progress[0] >= 0 and now - self.progress[1] > limit
 
     def stop(self, kill: bool = False) -> None:
         if kill and self.process.is_alive():
@@ -225,33 +247,32 @@ class ReaderPool:
                         # One message per wake-up: the selector reports the pipe again while more wait,
                         # and Connection.poll() would build a selector of its own each time.
                         try:
-                            index, outcome = worker.conn.recv()
+                            batch = worker.conn.recv()
                         except (EOFError, OSError):
                             failed = "crashed"
                         else:
-                            if self._finish_here:
-                                outcome = self.finish(Path(paths[index]), outcome)
-                            # A consumer that takes each result as it comes does not need them kept.
-                            results[index] = outcome if on_result is None else _CONSUMED
-                            worker.pending.popleft()
-                            worker.since = time.monotonic()
-                            done += 1
+                            for index, outcome in batch:
+                                if self._finish_here:
+                                    outcome = self.finish(Path(paths[index]), outcome)
+                                # A consumer that takes each result as it comes does not need them kept.
+                                results[index] = outcome if on_result is None else _CONSUMED
+                                worker.pending.popleft()
+                                done += 1
+                                if on_result is not None:
+                                    on_result(index, outcome)
                             if len(worker.pending) <= chunk // 2:
                                 # Top up before it runs dry, so it never waits for this process.
                                 self._feed(worker, queue, chunk)
-                            if on_result is not None:
-                                on_result(index, outcome)
                     if not failed and worker.pending and worker.process.sentinel in ready and not worker.conn.poll():
                         failed = "crashed"
-                    if not failed and worker.pending and now - worker.since > self.settings.timeout_seconds:
+                    if not failed and worker.pending and worker.overdue(now, self.settings.timeout_seconds):
                         failed = "timeout"
                     if failed:
-                        failed_index = worker.pending[0][0]
                         if worker in watched:
                             selector.unregister(worker.conn)
                             selector.unregister(worker.process.sentinel)
                             watched.discard(worker)
-                        self._replace(worker, failed, results, queue)
+                        failed_index = self._replace(worker, failed, results, queue)
                         done += 1
                         if on_result is not None:
                             on_result(failed_index, results[failed_index])
@@ -270,9 +291,19 @@ class ReaderPool:
         if batch:
             worker.give(batch)
 
-    def _replace(self, worker: _Worker, failure: str, results: list, queue: deque) -> None:
-        index, path = worker.pending.popleft()
+    @staticmethod
+    def _culprit(worker: _Worker) -> int:
+        """The file a failed worker was reading; the first one it was given when it says none."""
+        current = worker.current()
+        return current if current is not None else worker.pending[0][0]
+
+    def _replace(self, worker: _Worker, failure: str, results: list, queue: deque) -> int:
+        """Stop a failed worker, give its file the failure's issue, requeue the rest; the file's index."""
         worker.stop(kill=True)
+        # Files read before the culprit whose outcomes were not sent yet are read again by the successor.
+        culprit = self._culprit(worker)
+        index, path = next(item for item in worker.pending if item[0] == culprit)
+        worker.pending.remove((index, path))
         exitcode = worker.process.exitcode
         if failure == "timeout":
             issue = make_issue("reader_timeout", seconds=f"{self.settings.timeout_seconds:g}")
@@ -292,6 +323,7 @@ class ReaderPool:
         replacement = self._spawn()
         self._workers[self._workers.index(worker)] = replacement
         self._feed(replacement, queue, self._chunk)
+        return index
 
 
 def read_in_process(paths: list[Path], form: FormDefinition, limits: Limits = DEFAULT_LIMITS,

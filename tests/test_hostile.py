@@ -450,6 +450,22 @@ def test_parser_abort_takes_down_only_its_worker(corpus, form, quiet_aborts):
         _assert_read_as(outcomes[index], item)
 
 
+def test_files_read_before_a_crash_in_the_same_batch_are_read_again(corpus, form, quiet_aborts):
+    """One worker, chunks of three: the crash comes after two files whose outcomes were not sent yet."""
+    valid = list(VALID)
+    paths = [corpus[valid[0].name], corpus[valid[1].name], corpus["far_corner.xlsx"],
+             corpus[valid[2].name], corpus[valid[3].name], corpus[valid[0].name],
+             corpus[valid[1].name], corpus[valid[2].name], corpus[valid[3].name],
+             corpus[valid[0].name], corpus[valid[1].name], corpus[valid[2].name]]
+    with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=30, memory_mb=768), RAISED_LIMITS) as pool:
+        outcomes = pool.read_all(paths)
+    assert [i.code for i in outcomes[2].result.issues] == ["reader_crashed"]
+    expected = {v.name: v for v in valid}
+    for index, path in enumerate(paths):
+        if index != 2:
+            _assert_read_as(outcomes[index], expected[path.name])
+
+
 @pytest.fixture(scope="session")
 def slow_legal(tmp_path_factory) -> Path:
     return large_legal(tmp_path_factory.mktemp("slow") / "large_legal.xlsx")
