@@ -103,16 +103,20 @@ class StreamedWorksheet(Worksheet):
         return 0
 
     def stream_row(self, row: int, col: int, cells: list[tuple[Any, Any]]) -> None:
-        """A whole streamed row from column `col` on: (value, format) pairs, where a value is a str, an
-        int or float, or None for a blank that only carries its format. The fast path for long tables."""
+        """Streamed cells of one row from column `col` on: (value, format) pairs, where a value is a str,
+        an int or float, or None for a blank that only carries its format. The fast path for long tables;
+        a row may be continued by further calls (or write_* calls) for columns to the right."""
         if not self._streams(row) or row >= self.xls_rowmax or col < 0 or col + len(cells) > self.xls_colmax:
             raise ValueError(f"row {row} is not a streamed row, or its cells do not fit the sheet")
-        if row <= self._current_row:
-            raise ValueError(f"streamed rows go top to bottom: row {row} after row {self._current_row}")
-        if self._current_row >= 0:
-            self._parts.append("</row>")
+        if row < self._current_row or (row == self._current_row and col <= self._current_col):
+            raise ValueError(f"streamed cells go in reading order: ({row}, {col}) after "
+                             f"({self._current_row}, {self._current_col})")
         number = row + 1
-        parts = [self._row_start(row)]
+        parts: list[str] = []
+        if row != self._current_row:  # else: more cells of the row under way
+            if self._current_row >= 0:
+                parts.append("</row>")
+            parts.append(self._row_start(row))
         letters, shared, styles = self._letters, self.str_table._get_shared_string_index, self._styles
         for offset, (value, cell_format) in enumerate(cells):
             column = col + offset

@@ -344,6 +344,8 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
     for col, title in enumerate(STATUS_HEADERS):
         sheet.write_string(header_row, col, title, f.header)
         widths.see(col, title)
+    widths.see(8, "Xem sai lệch")
+    widths.see(9, "Nộp muộn")
     sheet.stream_from(header_row + 1)
     for i, unit in enumerate(units):
         row = header_row + 1 + i
@@ -352,33 +354,26 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
         overdue = state == "missing" and c.past_deadline()
         cell = (f.overdue if overdue else f.missing) if state == "missing" else f.text
         words = STATUS_WORDS[state] + (" – quá hạn" if overdue else "")
-        sheet.write_number(row, 0, i + 1, f.center)
-        sheet.write_string(row, 1, unit.code, cell)
-        sheet.write_string(row, 2, clip(unit.name), cell)
-        sheet.write_string(row, 3, words, cell)
+        unit_cells = [(i + 1, f.center), (unit.code, cell), (clip(unit.name), cell), (words, cell)]
         widths.see(1, unit.code)
         widths.see(2, unit.name)
         widths.see(3, words)
         if submission is None:
-            for col in range(4, len(STATUS_HEADERS)):
-                sheet.write_blank(row, col, None, f.missing)
+            sheet.stream_row(row, 0, [*unit_cells, *[(None, f.missing)] * (len(STATUS_HEADERS) - 4)])
             continue
-        sheet.write_string(row, 4, clip(submission.name), f.text)
-        sheet.write_string(row, 5, _when(submission), f.text)
-        sheet.write_number(row, 6, submission.errors, f.center)
-        sheet.write_number(row, 7, submission.warnings, f.center)
+        received = _when(submission)
+        sheet.stream_row(row, 0, [*unit_cells, (clip(submission.name), f.text), (received, f.text),
+                                  (submission.errors, f.center), (submission.warnings, f.center)])
         widths.see(4, submission.name, maximum=50)
-        widths.see(5, _when(submission))
+        widths.see(5, received)
         target = discrepancy_sheets.get(unit.code)
+        if not target and not per_unit_sheets and _unit_issues(c, unit.code):
+            target = SHEET_DISCREPANCIES
         if target:
             sheet.write_url(row, 8, f"internal:'{target}'!A1", f.link, string="Xem sai lệch")
-        elif not per_unit_sheets and _unit_issues(c, unit.code):
-            sheet.write_url(row, 8, f"internal:'{SHEET_DISCREPANCIES}'!A1", f.link, string="Xem sai lệch")
         else:
-            sheet.write_blank(row, 8, None, f.text)
-        widths.see(8, "Xem sai lệch")
-        sheet.write_string(row, 9, "Nộp muộn" if unit.code in late else "", f.text)
-        widths.see(9, "Nộp muộn")
+            sheet.stream_row(row, 8, [(None, f.text)])
+        sheet.stream_row(row, 9, [("Nộp muộn" if unit.code in late else "", f.text)])
     sheet.autofilter(header_row, 0, header_row + len(units), len(STATUS_HEADERS) - 1)
     other = [o for o in c.files if not o.unit or o.status in ("ignored", "superseded")]
     if other:

@@ -170,3 +170,20 @@ _ROW = st.lists(st.tuples(_VALUE, st.sampled_from([None, "bold", "number", "perc
 @given(st.lists(_ROW, min_size=1, max_size=6))
 def test_any_rows_read_back_like_xlsxwriter_cells(rows):
     assert cells_of(build(rows, streamed=True)) == cells_of(build(rows, streamed=False))
+
+
+def test_a_streamed_row_can_be_continued_to_the_right_only():
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet("S", worksheet_class=StreamedWorksheet)
+    sheet.stream_from(0)
+    sheet.stream_row(0, 0, [("a", None), (1, None)])
+    sheet.write_url(0, 2, "internal:'S'!A1", string="đây")
+    sheet.stream_row(0, 3, [("d", None)])
+    with pytest.raises(ValueError, match="reading order"):
+        sheet.stream_row(0, 3, [("again", None)])
+    sheet.stream_row(1, 0, [(2, None)])
+    book.close()
+    rows = openpyxl.load_workbook(io.BytesIO(buffer.getvalue())).active
+    assert [[c.value for c in row] for row in rows.iter_rows()] == [["a", 1, "đây", "d"], [2, None, None, None]]
+    assert rows["C1"].hyperlink.location == "'S'!A1"
