@@ -18,6 +18,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
+from hypothesis import given
+from hypothesis import settings as settings_for_hypothesis
+from hypothesis import strategies as st
 from aiosmtpd.controller import Controller
 
 from pipeline import notify
@@ -551,3 +554,24 @@ def test_untrusted_certificate_is_not_retried(smtp_server, certificate, workbook
         send_message(settings(port, security="starttls"), build_message(settings(port), summary(), workbook,
                                                                           MESSAGE_ID))
     assert caught.value.attempts == 1 and "chứng chỉ" in str(caught.value)
+
+
+@settings_for_hypothesis(max_examples=25, deadline=None)
+@given(attachment=st.binary(max_size=60_000),
+       changes=st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=120), max_size=30),
+       province=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40))
+def test_size_bound_is_never_below_the_serialized_size(tmp_path_factory, attachment, changes, province):
+    path = tmp_path_factory.mktemp("bound") / "tong_hop.xlsx"
+    path.write_bytes(attachment)
+    message = build_message(settings(25, max_bytes=0), summary(changes=changes, province=province), path,
+                            MESSAGE_ID)
+    assert notify._size_bound(message) >= message_size(message)
+
+
+def test_message_just_over_the_limit_is_still_refused(tmp_path):
+    path = tmp_path / "tong_hop.xlsx"
+    path.write_bytes(os.urandom(30_000))
+    size = message_size(build_message(settings(25, max_bytes=0), summary(), path, MESSAGE_ID))
+    with pytest.raises(MailTooLarge):
+        build_message(settings(25, max_bytes=size - 1), summary(), path, MESSAGE_ID)
+    build_message(settings(25, max_bytes=size), summary(), path, MESSAGE_ID)
