@@ -130,8 +130,11 @@ def instrument(clock: Clock) -> None:
     clock.wrap(report, "_write_workbook", "write run folder/outputs/write tong_hop.xlsx (in process or forked)")
     clock.wrap(nightly, "build_mails", "write run folder/mail (.eml)")
     clock.wrap(nightly, "_snapshot", "ledger/snapshot")
-    for method in ("start_run", "last_completed", "snapshot", "save_snapshot", "record_files", "finish_run"):
+    for method in ("start_run", "last_completed", "snapshot", "finish_run"):
         clock.wrap(pipeline.ledger.Ledger, method, f"ledger/{method}")
+    # Saved while the workbook is being written, so inside "outputs" rather than a stage of their own.
+    for method in ("save_snapshot", "record_files"):
+        clock.wrap(pipeline.ledger.Ledger, method, f"write run folder/outputs/ledger {method}")
     clock.wrap(nightly, "deliver_pending", "deliver mail")
 
 
