@@ -229,6 +229,12 @@ class ReaderPool:
         # One selector for the whole read: building one per wait costs more than the wait itself.
         with selectors.DefaultSelector() as selector:
             watched: set[_Worker] = set()
+
+            def unwatch(worker: _Worker) -> None:
+                selector.unregister(worker.conn)
+                selector.unregister(worker.process.sentinel)
+                watched.discard(worker)
+
             while any(worker.pending for worker in self._workers):
                 for worker in self._workers:
                     if worker.pending and worker not in watched:
@@ -236,16 +242,14 @@ class ReaderPool:
                         selector.register(worker.process.sentinel, selectors.EVENT_READ)
                         watched.add(worker)
                 for worker in [w for w in watched if not w.pending or w not in self._workers]:
-                    selector.unregister(worker.conn)
-                    selector.unregister(worker.process.sentinel)
-                    watched.discard(worker)
+                    unwatch(worker)
                 ready = {key.fileobj for key, _ in selector.select(timeout=0.5)}
                 now = time.monotonic()
                 for worker in [w for w in self._workers if w.pending]:
                     failed = ""
                     if worker.conn in ready:
-                        # One message per wake-up: the selector reports the pipe again while more wait,
-                        # and Connection.poll() would build a selector of its own each time.
+                        # One message (a few outcomes) per wake-up: the selector reports the pipe again
+                        # while more wait, and Connection.poll() would build a selector of its own each time.
                         try:
                             batch = worker.conn.recv()
                         except (EOFError, OSError):
@@ -269,9 +273,7 @@ class ReaderPool:
                         failed = "timeout"
                     if failed:
                         if worker in watched:
-                            selector.unregister(worker.conn)
-                            selector.unregister(worker.process.sentinel)
-                            watched.discard(worker)
+                            unwatch(worker)
                         failed_index = self._replace(worker, failed, results, queue)
                         done += 1
                         if on_result is not None:

@@ -15,6 +15,7 @@ cell data); a streamed row's height must be set before its first cell; comments 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from xlsxwriter.utility import xl_col_to_name
@@ -74,22 +75,19 @@ class StreamedWorksheet(Worksheet):
     def _write_string(self, row: int, col: int, string: str, cell_format: Any = None) -> int:
         if not self._streams(row):
             return super()._write_string(row, col, string, cell_format)
-        error = 0
-        if len(string) > _MAX_STRING // 2 and _utf16_length(string) > _MAX_STRING:
-            string, error = _truncate_utf16(string, _MAX_STRING), -2
-        if self._start_cell(row, col) < 0:
+        if not self._fits(row, col):
             return -1
-        index = self.str_table._get_shared_string_index(string)
-        self._parts.append(f'{self._style(cell_format)} t="s"><v>{index}</v></c>')
-        return error
+        self.stream_row(row, col, [(string, cell_format)])
+        return -2 if len(string) > _MAX_STRING // 2 and _utf16_length(string) > _MAX_STRING else 0
 
     def _write_number(self, row: int, col: int, number: Any, cell_format: Any = None) -> int:
         if not self._streams(row):
             return super()._write_number(row, col, number, cell_format)
-        text = _number_text(number)
-        if self._start_cell(row, col) < 0:
+        if not isinstance(number, numbers.Real):
+            raise TypeError(f"write_number() needs a number, not {type(number).__name__}")
+        if not self._fits(row, col):
             return -1
-        self._parts.append(f"{self._style(cell_format)}><v>{text}</v></c>")
+        self.stream_row(row, col, [(number, cell_format)])
         return 0
 
     def _write_blank(self, row: int, col: int, blank: Any, cell_format: Any = None) -> int:
@@ -97,10 +95,13 @@ class StreamedWorksheet(Worksheet):
             return super()._write_blank(row, col, blank, cell_format)
         if cell_format is None:
             return 0
-        if self._start_cell(row, col) < 0:
+        if not self._fits(row, col):
             return -1
-        self._parts.append(f"{self._style(cell_format)}/>")
+        self.stream_row(row, col, [(None, cell_format)])
         return 0
+
+    def _fits(self, row: int, col: int) -> bool:
+        return 0 <= row < self.xls_rowmax and 0 <= col < self.xls_colmax
 
     def stream_row(self, row: int, col: int, cells: list[tuple[Any, Any]]) -> None:
         """Streamed cells of one row from column `col` on: (value, format) pairs, where a value is a str,
@@ -108,9 +109,10 @@ class StreamedWorksheet(Worksheet):
         a row may be continued by further calls (or write_* calls) for columns to the right."""
         if not self._streams(row) or row >= self.xls_rowmax or col < 0 or col + len(cells) > self.xls_colmax:
             raise ValueError(f"row {row} is not a streamed row, or its cells do not fit the sheet")
-        if row < self._current_row or (row == self._current_row and col <= self._current_col):
-            raise ValueError(f"streamed cells go in reading order: ({row}, {col}) after "
-                             f"({self._current_row}, {self._current_col})")
+        if row < self._current_row:
+            raise ValueError(f"streamed rows go top to bottom: row {row} after row {self._current_row}")
+        if row == self._current_row and col <= self._current_col:
+            raise ValueError(f"streamed cells go left to right: column {col} after column {self._current_col}")
         number = row + 1
         parts: list[str] = []
         if row != self._current_row:  # else: more cells of the row under way
@@ -172,32 +174,6 @@ class StreamedWorksheet(Worksheet):
             style = self._styles[id(cell_format)] = f' s="{index}"' if index else ""
             self._formats_seen.append(cell_format)  # keeps id() unique while it is a key
         return style
-
-    def _start_cell(self, row: int, col: int) -> int:
-        if row >= self.xls_rowmax or col >= self.xls_colmax or col < 0:
-            return -1
-        if row != self._current_row:
-            if row < self._current_row:
-                raise ValueError(f"streamed rows go top to bottom: row {row} after row {self._current_row}")
-            if self._current_row >= 0:
-                self._parts.append("</row>")
-            self._parts.append(self._row_start(row))
-            self._current_row, self._current_col = row, -1
-            if self.dim_rowmin is None:
-                self.dim_rowmin = row
-            self.dim_rowmax = row
-        elif col <= self._current_col:
-            raise ValueError(f"streamed cells go left to right: column {col} after column {self._current_col}")
-        self._current_col = col
-        if self.dim_colmin is None or col < self.dim_colmin:
-            self.dim_colmin = col
-        if self.dim_colmax is None or col > self.dim_colmax:
-            self.dim_colmax = col
-        letters = self._letters.get(col)
-        if letters is None:
-            letters = self._letters[col] = xl_col_to_name(col)
-        self._parts.append(f'<c r="{letters}{row + 1}"')
-        return 0
 
     def _write_sheet_data(self) -> None:
         if not self._parts:

@@ -180,7 +180,7 @@ def test_a_streamed_row_can_be_continued_to_the_right_only():
     sheet.stream_row(0, 0, [("a", None), (1, None)])
     sheet.write_url(0, 2, "internal:'S'!A1", string="đây")
     sheet.stream_row(0, 3, [("d", None)])
-    with pytest.raises(ValueError, match="reading order"):
+    with pytest.raises(ValueError, match="left to right"):
         sheet.stream_row(0, 3, [("again", None)])
     sheet.stream_row(1, 0, [(2, None)])
     book.close()
