@@ -56,7 +56,7 @@ class StreamedWorksheet(Worksheet):
         self._parts: list[str] = []
         self._current_row = -1
         self._current_col = -1
-        self._letters: dict[int, str] = {}
+        self._names: list[str] = []
         self._heights: dict[int, float] = {}
         self._styles: dict[int, str] = {}
         self._formats_seen: list[Any] = []
@@ -119,26 +119,27 @@ class StreamedWorksheet(Worksheet):
             if self._current_row >= 0:
                 parts.append("</row>")
             parts.append(self._row_start(row))
-        letters, shared, styles = self._letters, self.str_table._get_shared_string_index, self._styles
-        for offset, (value, cell_format) in enumerate(cells):
-            column = col + offset
-            name = letters.get(column) or letters.setdefault(column, xl_col_to_name(column))
+        shared, styles = self.str_table._get_shared_string_index, self._styles
+        names = self._column_names(col + len(cells))
+        for column, (value, cell_format) in enumerate(cells, start=col):
             style = styles.get(id(cell_format))
             if style is None:
                 style = self._style(cell_format)
+            # '<c r="B12" s="3"': the column's letters and the row's number around nothing else.
+            start = f'<c r="{names[column]}{number}"{style}'
             if value is None:
                 if cell_format is not None:
-                    parts.append(f'<c r="{name}{number}"{style}/>')
+                    parts.append(start + "/>")
             elif value.__class__ is str:
                 if len(value) > _MAX_STRING // 2 and _utf16_length(value) > _MAX_STRING:
                     value = _truncate_utf16(value, _MAX_STRING)
-                parts.append(f'<c r="{name}{number}"{style} t="s"><v>{shared(value)}</v></c>')
+                parts.append(f'{start} t="s"><v>{shared(value)}</v></c>')
             elif value.__class__ is int and -10**15 < value < 10**15:
-                parts.append(f'<c r="{name}{number}"{style}><v>{value}</v></c>')
+                parts.append(f"{start}><v>{value}</v></c>")
             elif isinstance(value, str):
-                parts.append(f'<c r="{name}{number}"{style} t="s"><v>{shared(str(value))}</v></c>')
+                parts.append(f'{start} t="s"><v>{shared(str(value))}</v></c>')
             else:
-                parts.append(f'<c r="{name}{number}"{style}><v>{_number_text(value)}</v></c>')
+                parts.append(f"{start}><v>{_number_text(value)}</v></c>")
         self._parts.append("".join(parts))
         self._current_row, self._current_col = row, col + len(cells) - 1
         if self.dim_rowmin is None:
@@ -165,6 +166,13 @@ class StreamedWorksheet(Worksheet):
         if height is None:
             return f'<row r="{row + 1}">'
         return f'<row r="{row + 1}" ht="{height:g}" customHeight="1">'
+
+    def _column_names(self, end: int) -> list[str]:
+        """Letters of columns 0 … end - 1 (A, B, …), computed once per sheet."""
+        names = self._names
+        while len(names) < end:
+            names.append(xl_col_to_name(len(names)))
+        return names
 
     def _style(self, cell_format: Any) -> str:
         """The cell's s="…" attribute; looked up once per format (formats live as long as the workbook)."""
