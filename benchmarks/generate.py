@@ -457,42 +457,13 @@ class PatchableBook:
 # ---------------------------------------------------------------------------------------------- registry
 
 def write_registry(path: Path, units: list[Unit], quotas: dict[str, dict[int, int]]) -> Path:
-    """The registry laid out like templates/don_vi.xlsx (see scripts/make_registry.py)."""
-    import xlsxwriter
+    """The registry, in the layout tonghop reads (pipeline.registry.write_registry)."""
+    from pipeline import registry
 
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
-    wb.set_properties({"title": "Danh mục đơn vị và chỉ tiêu kết nạp Đảng",
-                       "author": "Ban Tổ chức - Kiểm tra Trung ương Đoàn", "created": datetime(2024, 1, 15, 8, 0)})
-    head = wb.add_format({"bold": True, "font_name": "Times New Roman", "font_size": 12,
-                          "bg_color": "#DDEBF7", "border": 1, "valign": "vcenter"})
-    text = wb.add_format({"font_name": "Times New Roman", "font_size": 12, "border": 1})
-    number = wb.add_format({"font_name": "Times New Roman", "font_size": 12, "border": 1, "num_format": "0"})
-    sheet = wb.add_worksheet("Đơn vị")
-    for col, width in enumerate((12, 44, 40, 36)):
-        sheet.set_column(col, col, width)
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, len(units), 3)
-    for col, label in enumerate(("Mã đơn vị", "Tên đơn vị", "Tên gọi khác", "Email")):
-        sheet.write_string(0, col, label, head)
-    for row, unit in enumerate(units, start=1):
-        for col, value in enumerate((unit.code, unit.name, unit.alias, unit.email)):
-            sheet.write_string(row, col, value, text)
-    quota_sheet = wb.add_worksheet("Chỉ tiêu")
-    for col, width in enumerate((12, 8, 10)):
-        quota_sheet.set_column(col, col, width)
-    quota_sheet.freeze_panes(1, 0)
-    quota_sheet.autofilter(0, 0, len(units) * len(YEARS), 2)
-    for col, label in enumerate(("Mã đơn vị", "Năm", "Chỉ tiêu")):
-        quota_sheet.write_string(0, col, label, head)
-    row = 1
-    for unit in units:
-        for year in YEARS:
-            quota_sheet.write_string(row, 0, unit.code, text)
-            quota_sheet.write_number(row, 1, year, number)
-            quota_sheet.write_number(row, 2, quotas[unit.code][year], number)
-            row += 1
-    wb.close()
-    return path
+    return registry.write_registry(
+        path, (registry.Unit(u.code, u.name, (u.alias,) if u.alias else (), u.email) for u in units),
+        {(u.code, year): quotas[u.code][year] for u in units for year in YEARS},
+        author="Ban Tổ chức - Kiểm tra Trung ương Đoàn")
 
 
 # ---------------------------------------------------------------------------------------------- inbox

@@ -7,9 +7,10 @@ problem is reported with the sheet and row to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from pipeline.textnorm import fold, nfc
 
@@ -169,3 +170,49 @@ def load_registry(path: Path | str = DEFAULT_REGISTRY) -> Registry:
                 raise RegistryError(f"{where}: chỉ tiêu của \"{code}\" năm {year} bị nhập hai lần.")
             quotas[(code, year)] = quota
     return Registry(units=tuple(units), quotas=quotas, source=str(path))
+
+
+def write_registry(path: Path | str, units: Iterable[Unit], quotas: dict[tuple[str, int], int], *,
+                   author: str, created: datetime | None = None) -> Path:
+    """Write a registry workbook in the layout `load_registry` reads: sheet "Đơn vị" (code, name,
+    other names joined by "; ", email) and sheet "Chỉ tiêu" (code, year, quota, in `quotas` order).
+    A fixed `created` date keeps the file byte-identical from one writing to the next."""
+    import xlsxwriter
+
+    path = Path(path)
+    units = list(units)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
+    wb.set_properties({"title": "Danh mục đơn vị và chỉ tiêu kết nạp Đảng", "author": author,
+                       "created": created or datetime(2024, 1, 15, 8, 0, 0)})
+    font = {"font_name": "Times New Roman", "font_size": 12, "border": 1}
+    head = wb.add_format({**font, "bold": True, "bg_color": "#DDEBF7", "valign": "vcenter"})
+    text = wb.add_format(font)
+    number = wb.add_format({**font, "num_format": "0"})
+
+    sheet = wb.add_worksheet(UNITS_SHEET)
+    for col, label in enumerate(UNIT_COLUMNS.values()):
+        sheet.write_string(0, col, label, head)
+    for row, unit in enumerate(units, start=1):
+        for col, value in enumerate((unit.code, unit.name, "; ".join(unit.aliases), unit.email)):
+            sheet.write_string(row, col, value, text)
+    for col, width in enumerate((12, 44, 40, 36)):
+        sheet.set_column(col, col, width)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, len(units), len(UNIT_COLUMNS) - 1)
+
+    quota_sheet = wb.add_worksheet(QUOTAS_SHEET)
+    for col, label in enumerate(QUOTA_COLUMNS.values()):
+        quota_sheet.write_string(0, col, label, head)
+    for row, ((code, year), quota) in enumerate(quotas.items(), start=1):
+        quota_sheet.write_string(row, 0, code, text)
+        quota_sheet.write_number(row, 1, year, number)
+        quota_sheet.write_number(row, 2, quota, number)
+    for col, width in enumerate((12, 8, 10)):
+        quota_sheet.set_column(col, col, width)
+    quota_sheet.freeze_panes(1, 0)
+    quota_sheet.autofilter(0, 0, len(quotas), len(QUOTA_COLUMNS) - 1)
+
+    sheet.activate()
+    wb.close()
+    return path

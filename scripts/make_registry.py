@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,52 +89,13 @@ def quotas() -> dict[str, dict[int, int]]:
 
 
 def write_registry(path: Path = REGISTRY_PATH) -> Path:
-    import xlsxwriter
+    from pipeline import registry
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
-    # A fixed creation date keeps the file byte-identical between runs.
-    wb.set_properties({"title": "Danh mục đơn vị và chỉ tiêu kết nạp Đảng",
-                       "author": "Ban Tổ chức - Kiểm tra Tỉnh đoàn Bình Dương",
-                       "created": datetime(2024, 1, 15, 8, 0, 0)})
-    head = wb.add_format({"bold": True, "font_name": "Times New Roman", "font_size": 12,
-                          "bg_color": "#DDEBF7", "border": 1, "valign": "vcenter"})
-    text = wb.add_format({"font_name": "Times New Roman", "font_size": 12, "border": 1})
-    number = wb.add_format({"font_name": "Times New Roman", "font_size": 12, "border": 1,
-                            "num_format": "0"})
-
-    units = wb.add_worksheet("Đơn vị")
-    for col, label in enumerate(("Mã đơn vị", "Tên đơn vị", "Tên gọi khác", "Email")):
-        units.write_string(0, col, label, head)
-    for row, unit in enumerate(UNITS, start=1):
-        units.write_string(row, 0, unit.code, text)
-        units.write_string(row, 1, unit.name, text)
-        units.write_string(row, 2, "; ".join(unit.aliases), text)
-        units.write_string(row, 3, unit.email, text)
-    for col, width in enumerate((12, 44, 40, 36)):
-        units.set_column(col, col, width)
-    units.freeze_panes(1, 0)
-    units.autofilter(0, 0, len(UNITS), 3)
-
-    quota_sheet = wb.add_worksheet("Chỉ tiêu")
-    for col, label in enumerate(("Mã đơn vị", "Năm", "Chỉ tiêu")):
-        quota_sheet.write_string(0, col, label, head)
-    row = 1
     table = quotas()
-    for unit in UNITS:
-        for year in YEARS:
-            quota_sheet.write_string(row, 0, unit.code, text)
-            quota_sheet.write_number(row, 1, year, number)
-            quota_sheet.write_number(row, 2, table[unit.code][year], number)
-            row += 1
-    for col, width in enumerate((12, 8, 10)):
-        quota_sheet.set_column(col, col, width)
-    quota_sheet.freeze_panes(1, 0)
-    quota_sheet.autofilter(0, 0, row - 1, 2)
-
-    units.activate()
-    wb.close()
-    return path
+    return registry.write_registry(
+        path, (registry.Unit(u.code, u.name, tuple(u.aliases), u.email) for u in UNITS),
+        {(u.code, year): table[u.code][year] for u in UNITS for year in YEARS},
+        author="Ban Tổ chức - Kiểm tra Tỉnh đoàn Bình Dương")
 
 
 def main() -> int:
