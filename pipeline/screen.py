@@ -243,6 +243,28 @@ class ZipMember:
 
 _END_RECORD = struct.Struct("<4s4H2LH")
 _CENTRAL_RECORD = struct.Struct("<4s6H3L5H2L")
+_COMMENT_LENGTH = struct.Struct("<H")
+
+
+def _end_records(raw: bytes) -> list[int]:
+    """Where the end-of-directory record may start, most likely first.
+
+    The archive comment may itself hold the signature bytes (even a whole fake record), and some mail
+    gateways append bytes after the archive. Records whose comment ends the file come first, then the
+    last one; only a record whose directory reads back is taken.
+    """
+    floor = max(0, len(raw) - _END_RECORD.size - 0xFFFF)
+    exact: list[int] = []
+    last_complete = None
+    end = len(raw)
+    while (end := raw.rfind(b"PK\x05\x06", floor, end)) >= 0:
+        if end + _END_RECORD.size <= len(raw):
+            if end + _END_RECORD.size + _COMMENT_LENGTH.unpack_from(raw, end + 20)[0] == len(raw):
+                exact.append(end)
+            elif last_complete is None:
+                last_complete = end
+    # A few candidates: a comment packed with fake records is for zipfile to judge, not worth a scan.
+    return exact[:8] + ([last_complete] if last_complete is not None else [])
 
 
 def zip_members(raw: bytes) -> list[ZipMember] | None:
@@ -251,9 +273,14 @@ def zip_members(raw: bytes) -> list[ZipMember] | None:
     None for anything else (zip64, data before the archive, a damaged directory): zipfile reads those.
     zipfile builds a full ZipInfo per entry, several times the cost of the whole screen of a small form.
     """
-    end = raw.rfind(b"PK\x05\x06", max(0, len(raw) - 65_557))
-    if end < 0 or end + _END_RECORD.size > len(raw):
-        return None
+    for end in _end_records(raw):
+        members = _directory(raw, end)
+        if members is not None:
+            return members
+    return None
+
+
+def _directory(raw: bytes, end: int) -> list[ZipMember] | None:
     _, disk, directory_disk, here, count, size, offset, _ = _END_RECORD.unpack_from(raw, end)
     if disk or directory_disk or here != count or count == 0xFFFF or offset + size != end:
         return None

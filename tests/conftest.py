@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -20,6 +21,12 @@ from pipeline.form import load_form  # noqa: E402
 from pipeline.registry import load_registry  # noqa: E402
 
 REGISTRY = ROOT / "templates" / "don_vi.xlsx"
+
+# The suite is a gate: the same examples every run, so a result never depends on luck.
+# `make fuzz` draws fresh examples (TONGHOP_HYPOTHESIS=explore) to look for new failures.
+settings.register_profile("gate", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("TONGHOP_HYPOTHESIS", "gate"))
 
 
 @pytest.fixture(scope="session")
