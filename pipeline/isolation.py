@@ -194,8 +194,9 @@ class ReaderPool:
         self.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc_info: object) -> None:
+        # Leaving on an error (the registry turned out malformed, Ctrl-C): the files still queued are moot.
+        self.close(kill=exc_type is not None)
 
     def start(self) -> None:
         # Imported once here, before forking, so no worker pays for them.
@@ -210,9 +211,9 @@ class ReaderPool:
         return _Worker(self._context, self.form, self.limits, self.settings.memory_mb,
                        None if self._finish_here else self.finish)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         for worker in self._workers:
-            worker.stop()
+            worker.stop(kill=kill)
         self._workers.clear()
 
     def read_all(self, paths: list[Path], progress: Callable[[int, int], None] | None = None,

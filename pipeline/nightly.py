@@ -23,7 +23,6 @@ from pipeline.form import DEFAULT_FORM, load_form
 from pipeline.intake import InboxFile, scan
 from pipeline.isolation import IsolationSettings
 from pipeline.ledger import Ledger
-from pipeline.registry import load_registry
 from pipeline.run import Options, process, write_run
 
 log = logging.getLogger(__name__)
@@ -106,7 +105,6 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
                 progress: Callable[[int, int], None] | None) -> NightlyResult:
     form_path = config.paths.form or DEFAULT_FORM
     form = load_form(form_path)
-    registry = load_registry(config.paths.registry)
     everything = scan(config.paths.inbox)
     horizon = now.timestamp() - config.report.settle_seconds
     files: list[InboxFile] = []
@@ -126,7 +124,8 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
         options = Options(registry=config.paths.registry, form=form_path, deadline=config.report.deadline,
                           isolation=IsolationSettings(workers=config.report.workers,
                                                       timeout_seconds=config.report.timeout_seconds))
-        consolidation = process(files, options, registry, form, progress=progress)
+        # The registry loads while the workers start reading (it is in the fingerprint: unchanged runs skip it).
+        consolidation = process(files, options, None, form, progress=progress)
         consolidation.province = config.report.province
         consolidation.created = now
         consolidation.unit_sheet_limit = config.report.unit_sheet_limit

@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections import deque
+from concurrent.futures import Future
+from functools import partial
 from dataclasses import dataclass, field
 from time import perf_counter
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pipeline.consolidate import Consolidation, FileOutcome, consolidate
 from pipeline.form import DEFAULT_FORM, FormDefinition, load_form
-from pipeline.identify import Identification, UnitMatcher, identify
+from pipeline.identify import UnitMatcher, identify
 from pipeline.intake import InboxFile, scan
 from pipeline.isolation import IsolationSettings, ReaderPool, ReadOutcome, read_in_process
 from pipeline.issues import clip_issues, make_issue
 from pipeline.normalize import Normalized, normalize_form
-from pipeline.textnorm import nfc
 from pipeline.registry import Registry, load_registry
 from pipeline.token import TOKEN_SHEET
 from pipeline.token import verify as verify_token
@@ -57,7 +59,7 @@ def _describe_identification(outcome: FileOutcome, unit_line: str, ident, regist
 
 @dataclass(slots=True)
 class Prepared:
-    """One file read, identified by name and normalized, in the worker: all the main process needs of it."""
+    """One file read and normalized, in the worker: all the main process needs of it."""
 
     sha256: str
     format: str
@@ -69,11 +71,10 @@ class Prepared:
     grid: list = field(default_factory=list)
     unit_line: str = ""
     unit_line_cell: str = ""
-    ident: Identification | None = None
     numbers: Normalized | None = None
 
 
-def prepare(read: ReadOutcome, name: str, matcher: UnitMatcher, form: FormDefinition) -> Prepared:
+def prepare(read: ReadOutcome, form: FormDefinition) -> Prepared:
     result = read.result
     located = result.form
     prepared = Prepared(read.sha256, result.format, result.sheets, list(result.issues), token=result.token)
@@ -86,34 +87,49 @@ def prepare(read: ReadOutcome, name: str, matcher: UnitMatcher, form: FormDefini
             # Likely sent back: keep the sheet. Files whose remarks come only from validation are read
             # again when their feedback copy is written (see feedback.write_feedback).
             prepared.grid = located.grid
-    prepared.ident = identify(prepared.unit_line, name, matcher)
     return prepared
 
 
 class Assessor:
-    """Identifies and normalizes each file as its read result arrives; validates all of them at the end.
+    """Normalizes each file in the reader workers (`finish`), identifies it here as its result arrives
+    (`add`), and validates all of them at the end (`complete`).
 
-    `finish` runs in the reader workers (identification by name and normalization are per-file work),
-    so this process only gathers results while they read.
+    `finish` needs no registry, so the workers can start before the registry is loaded; results that
+    arrive before it (`use_registry`) wait for it.
     """
 
-    def __init__(self, files: list[InboxFile], registry: Registry, form: FormDefinition) -> None:
-        self.registry, self.form = registry, form
-        self.matcher = UnitMatcher(registry)
+    def __init__(self, files: list[InboxFile], form: FormDefinition, registry: Registry | None = None) -> None:
+        self.form = form
+        self.registry: Registry | None = None
+        self.matcher: UnitMatcher | None = None
         self.outcomes = [FileOutcome(name=f.name, path=f.path, size=f.size, mtime=f.mtime) for f in files]
         self.readable = [i for i, f in enumerate(files) if not f.junk_reason]
-        self.names = {str(f.path): f.name for f in files}
+        self.waiting: deque[tuple[int, Prepared]] = deque()
         self.pending: list[tuple[FileOutcome, object]] = []  # (outcome, SubmissionValues)
         for entry, outcome in zip(files, self.outcomes):
             if entry.junk_reason:
                 outcome.status = "ignored"
                 outcome.issues.append(make_issue("file_ignored", reason=entry.junk_reason))
+        if registry is not None:
+            self.use_registry(registry)
 
     def finish(self, path: Path, read: ReadOutcome) -> Prepared:
-        return prepare(read, self.names.get(str(path), nfc(path.name)), self.matcher, self.form)
+        return prepare(read, self.form)
+
+    def use_registry(self, registry: Registry, matcher: UnitMatcher | None = None) -> None:
+        self.registry, self.matcher = registry, matcher or UnitMatcher(registry)
 
     def add(self, readable_index: int, prepared: Prepared) -> None:
         """The prepared result of the `readable_index`-th file that is not junk."""
+        if self.matcher is None:
+            self.waiting.append((readable_index, prepared))
+            return
+        self._assess(readable_index, prepared)
+        # Results that came before the registry, a few at a time: the readers are not kept waiting.
+        for _ in range(min(4, len(self.waiting))):
+            self._assess(*self.waiting.popleft())
+
+    def _assess(self, readable_index: int, prepared: Prepared) -> None:
         from pipeline.validate import SubmissionValues
 
         registry, form = self.registry, self.form
@@ -130,15 +146,16 @@ class Assessor:
                 outcome.unit, outcome.unit_source = token.code, "token"
             else:
                 outcome.issues.append(make_issue("token_invalid", reason=problem, sheet=TOKEN_SHEET))
-        ident = prepared.ident
         if outcome.unit_source == "token":
             pass  # the province's own copy says which unit it is; names may be stale or mistyped
-        elif prepared.format == "rejected":
-            # Not a workbook: the file name is all there is, and its own error says what to fix.
-            outcome.unit, outcome.unit_source = ident.code, ident.source
         else:
-            _describe_identification(outcome, prepared.unit_line, ident, registry, outcome.sheet,
-                                     prepared.unit_line_cell)
+            ident = identify(prepared.unit_line, outcome.name, self.matcher)
+            if prepared.format == "rejected":
+                # Not a workbook: the file name is all there is, and its own error says what to fix.
+                outcome.unit, outcome.unit_source = ident.code, ident.source
+            else:
+                _describe_identification(outcome, prepared.unit_line, ident, registry, outcome.sheet,
+                                         prepared.unit_line_cell)
         numbers = prepared.numbers
         if numbers is None:
             return
@@ -154,6 +171,10 @@ class Assessor:
         """Validate every submission in one pass; outcomes in inbox order."""
         from pipeline.validate import validate
 
+        if self.matcher is None:
+            raise RuntimeError("Assessor.complete() needs the registry (use_registry)")
+        while self.waiting:
+            self._assess(*self.waiting.popleft())
         found = validate([values for _, values in self.pending], self.form)
         for (outcome, _), issues in zip(self.pending, found):
             outcome.issues.extend(issues)
@@ -162,16 +183,6 @@ class Assessor:
             if not any(i.severity != "info" for i in outcome.issues):
                 outcome.grid = []  # only files sent back with remarks need their sheet kept
         return self.outcomes
-
-
-def assess(files: list[InboxFile], registry: Registry, form: FormDefinition,
-           reads: list[ReadOutcome]) -> list[FileOutcome]:
-    """Identify, normalize and validate files already read (reads[i] belongs to the i-th readable file)."""
-    assessor = Assessor(files, registry, form)
-    paths = [f.path for f in files if not f.junk_reason]
-    for index, (path, read) in enumerate(zip(paths, reads)):
-        assessor.add(index, assessor.finish(path, read))
-    return assessor.complete()
 
 
 def _issue_order(issue) -> tuple:
@@ -184,14 +195,17 @@ def _issue_order(issue) -> tuple:
 def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
                progress: Progress | None = None,
                on_result: Callable[[int, ReadOutcome], None] | None = None,
-               finish: Callable[[Path, ReadOutcome], object] | None = None) -> list:
+               finish: Callable[[Path, ReadOutcome], object] | None = None,
+               meanwhile: Sequence[Callable[[], None]] = ()) -> list:
     """Read every file that is not junk; `on_result(i, outcome)` sees each result as it arrives (and the
-    pool then keeps none of them)."""
+    pool then keeps none of them). `meanwhile` runs in threads of this process once the workers are
+    forked (forking while a thread holds a lock would hand the lock to the workers), or before reading
+    when isolation is off."""
     paths = [f.path for f in files if not f.junk_reason]
-    if not paths:
-        return []
-    if not options.isolate:
-        reads = read_in_process(paths, form, finish=finish)
+    if not options.isolate or not paths:
+        for job in meanwhile:
+            job()
+        reads = read_in_process(paths, form, finish=finish) if paths else []
         for index, read in enumerate(reads):
             if on_result is not None:
                 on_result(index, read)
@@ -199,10 +213,13 @@ def read_files(files: list[InboxFile], form: FormDefinition, options: Options,
     with ReaderPool(form, options.isolation, finish=finish) as pool:
         # Workers are forked by now; the validation stack (pandas, pandera: ~0.9 s, and what they load
         # on first use) loads in this process while they read, instead of after them.
-        warm = threading.Thread(target=_import_validation_stack, args=(form,), name="warm-imports", daemon=True)
-        warm.start()
+        threads = [threading.Thread(target=job, name=f"meanwhile-{n}", daemon=True)
+                   for n, job in enumerate((*meanwhile, partial(_import_validation_stack, form)))]
+        for thread in threads:
+            thread.start()
         reads = pool.read_all(paths, progress=progress, on_result=on_result)
-    warm.join()
+    for thread in threads:
+        thread.join()
     return reads
 
 
@@ -228,17 +245,38 @@ def mark_late(outcomes: list[FileOutcome], deadline: date) -> None:
 
 def process(files: list[InboxFile], options: Options, registry: Registry | None = None,
             form: FormDefinition | None = None, progress: Progress | None = None) -> Consolidation:
+    """Read, identify, normalize, validate and consolidate `files`.
+
+    Without `registry`, `options.registry` is loaded while the workers already read; a RegistryError
+    stops the run as soon as it is known.
+    """
     form = form or load_form(options.form)
-    registry = registry or load_registry(options.registry)
     clock = perf_counter()
-    assessor = Assessor(files, registry, form)
-    read_files(files, form, options, progress, on_result=assessor.add, finish=assessor.finish)
+    assessor = Assessor(files, form, registry)
+    loading: Future[tuple[Registry, UnitMatcher]] = Future()
+
+    def load() -> None:
+        try:
+            loaded = load_registry(options.registry)
+            loading.set_result((loaded, UnitMatcher(loaded)))
+        except BaseException as exc:  # raised again in the main thread by loading.result()
+            loading.set_exception(exc)
+
+    def on_result(index: int, prepared: Prepared) -> None:
+        if assessor.matcher is None and loading.done():
+            assessor.use_registry(*loading.result())
+        assessor.add(index, prepared)
+
+    read_files(files, form, options, progress, on_result=on_result, finish=assessor.finish,
+               meanwhile=() if registry is not None else (load,))
+    if assessor.matcher is None:
+        assessor.use_registry(*loading.result())
     read_done = perf_counter()
     outcomes = assessor.complete()
     if options.deadline is not None:
         mark_late(outcomes, options.deadline)
     validate_done = perf_counter()
-    result = consolidate(outcomes, registry, form)
+    result = consolidate(outcomes, assessor.registry, form)
     result.deadline = options.deadline
     result.timings.update(read=read_done - clock, validate=validate_done - read_done,
                           consolidate=perf_counter() - validate_done)

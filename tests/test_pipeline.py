@@ -16,7 +16,7 @@ from builders import (
     write_openpyxl,
     write_xlsxwriter,
 )
-from conftest import set_mtime
+from conftest import REGISTRY, set_mtime
 
 from pipeline.intake import scan
 from pipeline.run import Options, process
@@ -349,3 +349,58 @@ def test_abbreviated_headers_and_a_longer_year_header_are_recognised(tmp_path, j
     assert outcome.unit == "PG" and outcome.status == "accepted", codes(outcome)
     assert outcome.cells[(2022, "admitted_students")] == "G8"
     assert outcome.values[(2023, "admitted_workers_private")] == 6
+
+
+def _unit_files(folder: Path, registry, lines: dict[str, str]) -> list[Path]:
+    paths = []
+    for code, line in lines.items():
+        quotas = {y: registry.quotas[(code, y)] for y in (2021, 2022, 2023)}
+        paths.append(write(FormSpec(unit_line=line, values=default_values(code, quotas=quotas)), folder, f"{code}.xlsx"))
+    return paths
+
+
+UNIT_LINES = {"DT": DT_LINE, "PG": "BCH HUYỆN ĐOÀN PHÚ GIÁO", "TA": "BCH THÀNH ĐOÀN THUẬN AN"}
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_registry_loaded_while_reading_gives_the_same_result(tmp_path, registry, form, isolate):
+    _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
+    given = process(scan(tmp_path / "inbox"), Options(isolate=isolate), registry, form)
+    loaded = process(scan(tmp_path / "inbox"), Options(registry=REGISTRY, isolate=isolate), None, form)
+    assert [(o.name, o.status, o.unit, o.unit_source) for o in loaded.files] == \
+        [(o.name, o.status, o.unit, o.unit_source) for o in given.files] == \
+        [("DT.xlsx", "accepted", "DT", "unit_line"), ("PG.xlsx", "accepted", "PG", "unit_line"),
+         ("TA.xlsx", "accepted", "TA", "unit_line")]
+    assert loaded.totals == given.totals
+    assert loaded.registry.units == registry.units
+
+
+def test_results_that_arrive_before_the_registry_wait_for_it(tmp_path, registry, form):
+    from pipeline.isolation import read_one
+    from pipeline.run import Assessor
+
+    paths = _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
+    files = scan(tmp_path / "inbox")
+    assessor = Assessor(files, form)
+    by_name = {f.name: i for i, f in enumerate(f for f in files if not f.junk_reason)}
+    assessor.add(by_name["DT.xlsx"], assessor.finish(paths[0], read_one(paths[0], form)))
+    assessor.add(by_name["PG.xlsx"], assessor.finish(paths[1], read_one(paths[1], form)))
+    assert [o.unit for o in assessor.outcomes] == ["", "", ""]  # nothing identified without the registry
+    assessor.use_registry(registry)
+    assessor.add(by_name["TA.xlsx"], assessor.finish(paths[2], read_one(paths[2], form)))
+    outcomes = assessor.complete()
+    assert [(o.name, o.unit) for o in outcomes] == [("DT.xlsx", "DT"), ("PG.xlsx", "PG"), ("TA.xlsx", "TA")]
+    assert all(o.values[(2021, "members_total")] is not None for o in outcomes)
+
+
+def test_a_malformed_registry_found_while_reading_stops_the_run_and_its_readers(tmp_path, registry, form):
+    import multiprocessing
+
+    from pipeline.registry import RegistryError
+
+    _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
+    broken = tmp_path / "don_vi.xlsx"
+    broken.write_bytes(b"not a workbook")
+    with pytest.raises(RegistryError, match="don_vi.xlsx"):
+        process(scan(tmp_path / "inbox"), Options(registry=broken), None, form)
+    assert multiprocessing.active_children() == []
