@@ -119,7 +119,14 @@ def normalize_form(form: RawForm, years: tuple[int, ...]) -> Normalized:
             continue  # unexpected and repeated rows are structure issues already
         seen.add(row.year)
         for metric, cell in row.cells.items():
-            parsed = parse_whole(cell.value, cell.formula_state)
+            value = cell.value
+            if type(value) is float and value.is_integer() and -MAX_VALUE < value < MAX_VALUE \
+                    and not cell.formula_state:
+                # Nearly every cell: a number cell holding a whole number. parse_whole says the same.
+                result.values[(row.year, metric)] = int(value)
+                result.cells[(row.year, metric)] = cell.address
+                continue
+            parsed = parse_whole(value, cell.formula_state)
             result.values[(row.year, metric)] = parsed.value
             result.cells[(row.year, metric)] = cell.address
             if parsed.code:

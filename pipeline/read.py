@@ -269,6 +269,24 @@ def _match_header(grid: list[list[Any]], merged: list, r: int, year_col: int,
             break
         if probe - r < MAX_HEADER_ROWS:
             band_end = probe
+    # Copies of one template share their header band cell for cell: columns remembered by its content.
+    spans = tuple(m for m in merged if m[1][0] >= r and m[0][0] <= band_end)
+    key = (id(form), r, year_col, tuple(map(tuple, grid[r:band_end + 1])), spans)
+    known = _HEADERS_SEEN.get(key)
+    if known is not None and known[0] is form:
+        return dict(known[1]), band_end
+    columns = _header_columns(grid, merged, r, band_end, year_col, form)
+    if len(_HEADERS_SEEN) >= 1024:
+        _HEADERS_SEEN.clear()
+    _HEADERS_SEEN[key] = (form, tuple(columns.items()))
+    return columns, band_end
+
+
+_HEADERS_SEEN: dict[tuple, tuple[FormDefinition, tuple[tuple[str, int], ...]]] = {}
+
+
+def _header_columns(grid: list[list[Any]], merged: list, r: int, band_end: int, year_col: int,
+                    form: FormDefinition) -> dict[str, int]:
     width = max((len(grid[i]) for i in range(r, band_end + 1)), default=0)
     fill = _merge_fill(grid, merged, r, band_end)
     texts: dict[int, str] = {}
@@ -285,7 +303,7 @@ def _match_header(grid: list[list[Any]], merged: list, r: int, year_col: int,
         text = " ".join(p for p in parts if p)
         if text:
             texts[c] = text
-    return dict(_assign_columns(form.metrics, tuple(sorted(texts.items())))), band_end
+    return dict(_assign_columns(form.metrics, tuple(sorted(texts.items()))))
 
 
 @lru_cache(maxsize=1024)
@@ -325,9 +343,10 @@ def _extract(grid: list[list[Any]], form: FormDefinition, sheet_name: str, heade
     ignored: list[int] = []
     table_end = form.table_end
     metric_columns = tuple(columns.values())
+    metric_items = tuple(columns.items())
     for r in range(band_end + 1, min(len(grid), band_end + 1 + MAX_TABLE_ROWS)):
         row_values = grid[r]
-        if any(isinstance(v, str) and v and fold(v).startswith(table_end) for v in row_values):
+        if _ends_table(row_values, table_end):
             break
         label = _row_label(grid, r, year_col, first_metric_col, form)
         width = len(row_values)
@@ -348,7 +367,7 @@ def _extract(grid: list[list[Any]], form: FormDefinition, sheet_name: str, heade
             label=_text(_cell(grid, r, label_col)),
             label_cell=address(r, label_col),
             year=year,
-            cells={key: _raw_cell(grid, r, c) for key, c in columns.items()},
+            cells=_raw_cells(row_values, r, metric_items),
         )
         if kind == "total":
             if total is None:
@@ -371,11 +390,28 @@ def _extract(grid: list[list[Any]], form: FormDefinition, sheet_name: str, heade
     return located
 
 
-def _raw_cell(grid: list[list[Any]], r: int, c: int) -> RawCell:
-    value = _cell(grid, r, c)
-    if isinstance(value, FormulaWithoutValue):
-        return RawCell(address(r, c), "=" + str(value).split("=", 1)[-1], "no_value")
-    return RawCell(address(r, c), value)
+def _ends_table(row_values: list[Any], table_end: tuple[str, ...]) -> bool:
+    """A row starting the signature block ("Nơi nhận", "Người lập biểu"…) ends the table."""
+    for value in row_values:
+        if type(value) is str and value and fold(value).startswith(table_end):
+            return True
+    return False
+
+
+def _raw_cells(row_values: list[Any], r: int, metric_items: tuple[tuple[str, int], ...]) -> dict[str, RawCell]:
+    cells: dict[str, RawCell] = {}
+    width = len(row_values)
+    number = str(r + 1)
+    for key, c in metric_items:
+        value = row_values[c] if c < width else None
+        letters = _FIRST_COLUMNS[c] if c < len(_FIRST_COLUMNS) else column_letters(c)
+        if value == "":
+            value = None
+        elif isinstance(value, FormulaWithoutValue):
+            cells[key] = RawCell(letters + number, "=" + str(value).split("=", 1)[-1], "no_value")
+            continue
+        cells[key] = RawCell(letters + number, value)
+    return cells
 
 
 SNAPSHOT_COLUMNS = 40
@@ -388,14 +424,21 @@ def snapshot(grid: list[list[Any]], last: RawRow | None, band_end: int) -> list[
     return [row[:SNAPSHOT_COLUMNS] for row in grid[:bottom]]
 
 
+@lru_cache(maxsize=4096)
+def _lines(text: str) -> tuple[str, ...]:
+    """The non-blank lines of a cell, stripped (titles repeat from one copy of the form to the next)."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
 def find_unit_line(grid: list[list[Any]], header_r: int, form: FormDefinition) -> tuple[str, str]:
     """The line naming the unit: under "BCH ĐOÀN TỈNH …", else any "BCH …" line above the table."""
-    cells: list[tuple[int, int, list[str]]] = []
+    cells: list[tuple[int, int, tuple[str, ...]]] = []
     for r in range(min(header_r, len(grid))):
         for c, value in enumerate(grid[r][:40]):
-            if isinstance(value, str) and value.strip():
-                lines = [line.strip() for line in value.splitlines() if line.strip()]
-                cells.append((r, c, lines))
+            if isinstance(value, str) and value:
+                lines = _lines(value)
+                if lines:
+                    cells.append((r, c, lines))
     for index, (r, c, lines) in enumerate(cells):
         for i, line in enumerate(lines):
             if not fold(line).startswith(form.province_line):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
-from pipeline.normalize import MAX_VALUE, parse_whole
+from pipeline.normalize import MAX_VALUE, normalize_form, parse_whole
+from pipeline.read import RawCell, RawForm, RawRow
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,29 @@ def test_any_value_gets_a_verdict(raw):
     assert (parsed.value is None) == (parsed.code not in ("", "value_blank"))
     if parsed.value is not None:
         assert abs(parsed.value) < MAX_VALUE
+
+
+_CELL_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2 * MAX_VALUE, 2 * MAX_VALUE),
+                         st.text(max_size=12), st.none(), st.booleans(),
+                         st.sampled_from([float(MAX_VALUE), -float(MAX_VALUE), MAX_VALUE - 1.0, 1e300, -0.0]))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(_CELL_VALUES, st.sampled_from(["", "no_value", "error:#DIV/0!"])), min_size=7, max_size=7))
+def test_normalize_form_agrees_with_parse_whole_cell_by_cell(cells):
+    """normalize_form takes a shortcut for plain whole-number cells; every cell still gets parse_whole's verdict."""
+    metrics = ["members_total", "outstanding_members", "quota_assigned", "admitted_pupils", "admitted_students",
+               "admitted_workers_state", "admitted_workers_private"]
+    row = RawRow(row=12, label="Năm 2021", label_cell="B12", year=2021,
+                 cells={m: RawCell(f"{'CDEFGHI'[i]}12", v, state) for i, (m, (v, state)) in enumerate(zip(metrics, cells))})
+    form = RawForm(sheet="Biểu mẫu", header_row=10, year_column="B", columns={}, unit_line="", unit_line_cell="",
+                   rows=[row], total_row=None)
+    normalized = normalize_form(form, (2021, 2022, 2023))
+    expected_issues = []
+    for metric, cell in row.cells.items():
+        parsed = parse_whole(cell.value, cell.formula_state)
+        assert normalized.values[(2021, metric)] == parsed.value
+        assert normalized.cells[(2021, metric)] == cell.address
+        if parsed.code:
+            expected_issues.append((parsed.code, cell.address))
+    assert [(i.code, i.cell) for i in normalized.issues] == expected_issues
