@@ -6,6 +6,7 @@ The four CSV files are a contract: column names and order never change, new colu
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import multiprocessing
 import os
@@ -141,7 +142,14 @@ def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = ""
     if len(consolidation.files) >= parallel_from and "fork" in multiprocessing.get_all_start_methods():
         writer = multiprocessing.get_context("fork").Process(target=_write_workbook, args=(consolidation, folder),
                                                              name="workbook-writer")
-        writer.start()
+        # While both processes share the heap, neither collects garbage among the objects that existed at
+        # the fork: a collection writes to every object it visits, which would copy each shared page.
+        gc.freeze()
+        try:
+            writer.start()
+        except BaseException:
+            gc.unfreeze()
+            raise
     else:
         _write_workbook(consolidation, folder)
     try:
@@ -154,6 +162,7 @@ def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = ""
     finally:
         if writer is not None:
             writer.join()
+            gc.unfreeze()
     if writer is not None and (writer.exitcode != 0 or not (folder / WORKBOOK_NAME).exists()):
         raise RuntimeError(f"the workbook writer failed (exit code {writer.exitcode})")
 
