@@ -21,6 +21,7 @@ class InboxFile:
     size: int
     mtime: float
     junk_reason: str = ""  # Vietnamese; empty for a file to read
+    mtime_ns: int = 0  # the same time to the nanosecond, for fingerprints; 0 when not known
 
     @property
     def extension(self) -> str:
@@ -69,6 +70,6 @@ def scan(inbox: Path) -> list[InboxFile]:
                 continue
             name = nfc(prefix + entry.name)
             found.append(InboxFile(path=Path(entry.path), name=name, size=info.st_size, mtime=info.st_mtime,
-                                   junk_reason=junk_reason(name)))
+                                   junk_reason=junk_reason(name), mtime_ns=info.st_mtime_ns))
     found.sort(key=lambda f: f.name)
     return found

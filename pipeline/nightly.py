@@ -58,8 +58,9 @@ def fingerprint(files: list[InboxFile], config: Config, form_path: Path) -> str:
     """Changes when any inbox file, the registry, the form definition or the report settings change."""
     digest = hashlib.sha256()
     for entry in files:
-        st = entry.path.stat()
-        digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8"))
+        # The scan's own stat when it kept the nanoseconds; the same text either way.
+        size, mtime_ns = (entry.size, entry.mtime_ns) if entry.mtime_ns else _size_and_time(entry.path)
+        digest.update(f"{entry.name}\0{size}\0{mtime_ns}\n".encode("utf-8"))
     for path in (config.paths.registry, form_path):
         try:
             digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
@@ -69,6 +70,11 @@ def fingerprint(files: list[InboxFile], config: Config, form_path: Path) -> str:
     digest.update(f"{report.province}|{report.deadline}|{report.unit_sheet_limit}|{report.feedback_limit}"
                   .encode("utf-8"))
     return digest.hexdigest()
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _lock(outbox: Path):

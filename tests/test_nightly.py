@@ -316,3 +316,19 @@ def test_a_version_1_ledger_is_migrated_and_its_snapshots_still_read(tmp_path):
         run = ledger.start_run("fp")
         ledger.save_snapshot(run, old)
         assert ledger.snapshot(run) == old
+
+
+def test_fingerprint_from_the_scan_equals_one_from_a_fresh_stat(filled_inbox, tmp_path):
+    import dataclasses
+
+    from pipeline.form import DEFAULT_FORM
+    from pipeline.intake import scan
+    from pipeline.nightly import fingerprint
+
+    config = Config(paths=PathsConfig(inbox=filled_inbox, outbox=tmp_path / "outbox", registry=REGISTRY))
+    scanned = scan(filled_inbox)
+    assert scanned and all(f.mtime_ns for f in scanned)
+    restat = [dataclasses.replace(f, mtime_ns=0) for f in scanned]
+    assert fingerprint(scanned, config, DEFAULT_FORM) == fingerprint(restat, config, DEFAULT_FORM)
+    set_mtime(scanned[0].path, scanned[0].mtime + 5)
+    assert fingerprint(scan(filled_inbox), config, DEFAULT_FORM) != fingerprint(scanned, config, DEFAULT_FORM)
