@@ -99,7 +99,12 @@ def _pss_kb(pid: int) -> int:
 
 
 class TreeSampler(threading.Thread):
-    """Polls /proc for a process and its descendants; the peaks it saw, in KB."""
+    """Polls /proc for a process and its descendants; the peaks it saw, in KB.
+
+    One sample reads the processes one after the other, so a fork or an exit in between can count the
+    pages they share twice (a child's share read just before it exits, then its parent's whole set);
+    a sum counts towards the peak only when the next sample confirms it (the smaller of the two).
+    """
 
     def __init__(self, root: int, interval: float = 0.02, rescan_every: int = 5) -> None:
         super().__init__(daemon=True)
@@ -113,21 +118,23 @@ class TreeSampler(threading.Thread):
     def run(self) -> None:
         known: set[int] = {self.root}
         tick = 0
+        last_rss = last_pss = 0
         while not self.done.is_set():
             if tick % self.rescan_every == 0:
                 # Scanning /proc costs ~1 ms; workers live for the whole read, so a coarser rescan finds them.
                 known |= _tree(self.root)
             tick += 1
             rss_sum = pss_sum = 0
-            for pid in list(known):
+            for pid in sorted(known, key=lambda p: p != self.root):  # the parent first, then its children
                 rss, hwm = _status_kb(pid)
                 if not rss and not hwm:
                     continue
                 self.hwm[pid] = max(self.hwm.get(pid, 0), hwm)
                 rss_sum += rss
                 pss_sum += _pss_kb(pid)
-            self.tree_rss_peak = max(self.tree_rss_peak, rss_sum)
-            self.tree_pss_peak = max(self.tree_pss_peak, pss_sum)
+            self.tree_rss_peak = max(self.tree_rss_peak, min(rss_sum, last_rss))
+            self.tree_pss_peak = max(self.tree_pss_peak, min(pss_sum, last_pss))
+            last_rss, last_pss = rss_sum, pss_sum
             self.processes_seen = max(self.processes_seen, len(self.hwm))
             self.done.wait(self.interval)
 
