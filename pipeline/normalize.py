@@ -39,13 +39,18 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _plain_whole(value: Any) -> bool:
+    """A number cell holding a whole number in range: nearly every cell, taken without more checks."""
+    return type(value) is float and value.is_integer() and abs(value) < MAX_VALUE
+
+
 def parse_whole(value: Any, formula_state: str = "") -> Parsed:
     """One cell → a whole number (or None) and the issue code it deserves."""
     if formula_state == "no_value":
         return Parsed(None, "formula_no_value", str(value or "").strip())
     if formula_state.startswith("error:"):
         return Parsed(None, "value_formula_error", formula_state[6:])
-    if type(value) is float and value.is_integer() and abs(value) < MAX_VALUE:
+    if _plain_whole(value):
         return Parsed(int(value))  # the common case, first: a number cell holding a whole number
     if value is None:
         return Parsed(0, "value_blank", "")
@@ -120,9 +125,8 @@ def normalize_form(form: RawForm, years: tuple[int, ...]) -> Normalized:
         seen.add(row.year)
         for metric, cell in row.cells.items():
             value = cell.value
-            if type(value) is float and value.is_integer() and -MAX_VALUE < value < MAX_VALUE \
-                    and not cell.formula_state:
-                # Nearly every cell: a number cell holding a whole number. parse_whole says the same.
+            if not cell.formula_state and _plain_whole(value):
+                # What parse_whole would say, without building its answer.
                 result.values[(row.year, metric)] = int(value)
                 result.cells[(row.year, metric)] = cell.address
                 continue

@@ -404,13 +404,12 @@ def _raw_cells(row_values: list[Any], r: int, metric_items: tuple[tuple[str, int
     number = str(r + 1)
     for key, c in metric_items:
         value = row_values[c] if c < width else None
-        letters = _FIRST_COLUMNS[c] if c < len(_FIRST_COLUMNS) else column_letters(c)
         if value == "":
             value = None
         elif isinstance(value, FormulaWithoutValue):
-            cells[key] = RawCell(letters + number, "=" + str(value).split("=", 1)[-1], "no_value")
+            cells[key] = RawCell(column_letters(c) + number, "=" + str(value).split("=", 1)[-1], "no_value")
             continue
-        cells[key] = RawCell(letters + number, value)
+        cells[key] = RawCell(column_letters(c) + number, value)
     return cells
 
 

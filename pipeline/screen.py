@@ -243,7 +243,6 @@ class ZipMember(NamedTuple):
 
 _END_RECORD = struct.Struct("<4s4H2LH")
 _CENTRAL_RECORD = struct.Struct("<4s6H3L5H2L")
-_COMMENT_LENGTH = struct.Struct("<H")
 
 
 def _end_records(raw: bytes) -> list[int]:
@@ -259,7 +258,8 @@ def _end_records(raw: bytes) -> list[int]:
     end = len(raw)
     while (end := raw.rfind(b"PK\x05\x06", floor, end)) >= 0:
         if end + _END_RECORD.size <= len(raw):
-            if end + _END_RECORD.size + _COMMENT_LENGTH.unpack_from(raw, end + 20)[0] == len(raw):
+            comment_length = _END_RECORD.unpack_from(raw, end)[-1]
+            if end + _END_RECORD.size + comment_length == len(raw):
                 exact.append(end)
             elif last_complete is None:
                 last_complete = end
