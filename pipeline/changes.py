@@ -11,7 +11,9 @@ from pipeline.validate import format_number
 # Kinds, in the order the board reads them.
 KINDS = {
     "submission": "Bài nộp mới hoặc thay thế",
+    "withdrawn": "Bài nộp không còn trong hộp thư",
     "accepted": "Đơn vị chuyển sang hợp lệ",
+    "no_longer_accepted": "Đơn vị không còn hợp lệ",
     "value": "Số liệu thay đổi",
     "resolved": "Sai lệch đã được sửa",
     "new_issue": "Sai lệch mới",
@@ -59,6 +61,16 @@ def diff(previous: Snapshot | None, consolidation: Consolidation, current: Snaps
             changes.append(Change("submission", code, f"{names.get(code, code)}: {verb} \"{file}\"."))
         if status == "accepted" and (before is None or before[0] != "accepted"):
             changes.append(Change("accepted", code, f"{names.get(code, code)}: báo cáo đã hợp lệ."))
+        elif status != "accepted" and before is not None and before[0] == "accepted":
+            changes.append(Change("no_longer_accepted", code, f"{names.get(code, code)}: báo cáo không còn hợp lệ; "
+                                                              f"số liệu của đơn vị không còn được cộng vào tổng."))
+    for code, (status, file, _) in sorted(previous.units.items()):
+        if code not in current.units:
+            # Deleted, moved, or in a folder that can no longer be read: the unit is missing again and
+            # its numbers have left the totals, which the board must hear about.
+            tail = " Số liệu của đơn vị không còn được cộng vào tổng." if status == "accepted" else ""
+            changes.append(Change("withdrawn", code, f"{names.get(code, code)}: bài nộp \"{file}\" không còn trong hộp "
+                                                     f"thư; đơn vị chuyển sang chưa nộp.{tail}"))
     for key in sorted(set(current.values) & set(previous.values)):
         old, new = previous.values[key], current.values[key]
         if old != new:

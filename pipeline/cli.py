@@ -27,7 +27,9 @@ STATUS_TEXT = {
     "missing": "CHƯA NỘP",
 }
 SEVERITY_TEXT = {"error": "lỗi", "warning": "cảnh báo", "info": "thông tin"}
-MAIL_STATE_TEXT = {"built": "chờ gửi", "sending": "đang gửi (chưa rõ kết quả)", "sent": "đã gửi",
+MAIL_STATE_TEXT = {"built": "chờ gửi", "sending": "đang gửi",
+                   "unknown": "chưa rõ kết quả (máy chủ thư có thể đã nhận; không tự gửi lại, hãy hỏi người nhận)",
+                   "abandoned": "bỏ, không gửi (lần tổng hợp tạo thư bị dừng giữa chừng)", "sent": "đã gửi",
                    "failed": "gửi lỗi, sẽ gửi lại", "written": "đã ghi tệp .eml (chưa cấu hình SMTP)",
                    "too_large": "quá dung lượng, không gửi", "failed_build": "không tạo được thư"}
 
@@ -40,6 +42,15 @@ def _fail(message: str, code: int = EXIT_CANNOT_RUN) -> None:
 def _config(config_path: Path | None) -> Config:
     try:
         return load_config(config_path)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+def _validated(config: Config) -> Config:
+    """The configuration after the command-line flags were applied, checked as a whole."""
+    try:
+        return config.validate()
     except ConfigError as exc:
         _fail(str(exc))
         raise  # unreachable: _fail exits
@@ -69,7 +80,7 @@ form_option = click.option("--form", "form_path", type=click.Path(path_type=Path
                            help="Form definition (TOML) under schemas/.")
 workers_option = click.option("--workers", type=click.IntRange(1, 64), default=None,
                               help="Isolated reader processes [default: 2].")
-timeout_option = click.option("--timeout", type=click.FloatRange(0.1), default=None,
+timeout_option = click.option("--timeout", type=click.FloatRange(0.1, 3600), default=None,
                               help="Seconds a single file may take to read [default: 30].")
 
 
@@ -98,12 +109,13 @@ def main() -> None:
 def run(inbox, outbox, registry, form_path, config_path, workers, timeout, province, deadline, settle_seconds,
         force) -> None:
     """Consolidate every file in the inbox into a new run folder in the outbox."""
-    from pipeline.nightly import RunLocked, nightly_run
+    from pipeline.nightly import RunFailed, RunLocked, nightly_run
 
     config = _config(config_path)
     config = config.with_paths(inbox=inbox, outbox=outbox, registry=registry, form=form_path)
-    config = config.with_report(workers=workers, timeout_seconds=timeout, province=province,
-                                deadline=deadline.date() if deadline else None, settle_seconds=settle_seconds)
+    config = _validated(config.with_report(workers=workers, timeout_seconds=timeout, province=province,
+                                           deadline=deadline.date() if deadline else None,
+                                           settle_seconds=settle_seconds))
     if not config.paths.inbox.is_dir():
         _fail(f"Không tìm thấy thư mục hộp thư: {config.paths.inbox}")
     _setup_logging(config)
@@ -117,13 +129,19 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
     except RunLocked:
         _fail(f"Đang có một lần tổng hợp khác chạy trên {config.paths.outbox}; lần này dừng lại. Hãy thử lại sau.",
               EXIT_LOCKED)
-    except (RegistryError, FormDefinitionError, ConfigError) as exc:
+    except (RegistryError, FormDefinitionError, ConfigError, RunFailed) as exc:
         _fail(str(exc))
+    except Exception as exc:  # a defect of the program: the operator gets a sentence, the log the traceback
+        logging.getLogger("pipeline").exception("run failed unexpectedly")
+        _fail(f"Lần tổng hợp dừng vì một lỗi không lường trước ({type(exc).__name__}: {exc}); chi tiết trong "
+              f"{config.paths.log_path}. Hãy gửi tệp nhật ký đó cho người quản trị.")
     finally:
         gc.enable()
         gc.unfreeze()
         if bar:
             bar.close()
+    for warning in result.warnings:
+        click.echo(f"CẢNH BÁO: {warning}", err=True)
     for name in result.settling:
         click.echo(f"Để lần sau: \"{name}\" vừa được chép vào, có thể chưa chép xong.")
     if result.state == "unchanged":
@@ -174,15 +192,15 @@ def check(files: tuple[Path, ...], registry, form_path, config_path, workers, ti
     from pipeline.intake import InboxFile, junk_reason
     from pipeline.isolation import IsolationSettings
     from pipeline.run import Options, process
-    from pipeline.textnorm import nfc
+    from pipeline.textnorm import display_name
 
     config = _config(config_path).with_paths(registry=registry, form=form_path)
-    config = config.with_report(workers=workers, timeout_seconds=timeout)
+    config = _validated(config.with_report(workers=workers, timeout_seconds=timeout))
     entries = []
     for path in files:
         st = path.stat()
-        entries.append(InboxFile(path=path, name=nfc(path.name), size=st.st_size, mtime=st.st_mtime,
-                                 junk_reason=junk_reason(nfc(path.name))))
+        entries.append(InboxFile(path=path, name=display_name(path.name), size=st.st_size, mtime=st.st_mtime,
+                                 junk_reason=junk_reason(display_name(path.name))))
     options = Options(registry=config.paths.registry, form=config.paths.form or DEFAULT_FORM,
                       deadline=config.report.deadline,
                       isolation=IsolationSettings(workers=config.report.workers,
@@ -213,10 +231,14 @@ def check(files: tuple[Path, ...], registry, form_path, config_path, workers, ti
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Runs to show.")
 def status(outbox, inbox, config_path, limit) -> None:
     """Show the last runs, what is pending, and the state of the mail."""
+    from pipeline.ledger import LedgerError
     from pipeline.status import installation_status
 
     config = _config(config_path).with_paths(outbox=outbox, inbox=inbox)
-    report = installation_status(config, limit=limit)
+    try:
+        report = installation_status(config, limit=limit)
+    except LedgerError as exc:
+        _fail(str(exc))
     if not report.runs:
         click.echo(f"Chưa có lần tổng hợp nào trong {config.paths.outbox}.")
     else:
@@ -285,6 +307,8 @@ def entry() -> None:
     after a large run (freeing every object of it, and of pandas) would only add a quarter of a second
     or more before the shell gets its prompt back.
     """
+    # A log that cannot be written (a full disk) must not print a traceback over the run's own words.
+    logging.raiseExceptions = False
     try:
         main()
         code = 0

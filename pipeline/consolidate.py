@@ -63,6 +63,61 @@ class QuotaLine:
         return self.admitted / self.allocated
 
 
+@dataclass(frozen=True, slots=True)
+class ProvinceQuota:
+    """One year's province-wide quota achievement, admitted and allocated over the same units.
+
+    The ratio counts the units that are accepted *and* have an allocation for the year: a unit
+    without an accepted report adds nothing to the admitted side, so its quota stays out of the
+    allocated side too. The quota allocated to every unit is kept for display only.
+    """
+
+    year: int
+    covered: tuple[str, ...]  # accepted units with an allocation for the year: the units the ratio counts
+    not_covered: tuple[str, ...]  # units with an allocation whose report is missing or was rejected
+    without_quota: tuple[str, ...]  # accepted units without an allocation: their admissions are left out
+    allocated: int  # quota allocated to the covered units
+    reported: int  # quota the covered units reported
+    admitted: int  # admitted by the covered units
+    allocated_all: int  # quota allocated to every unit with an allocation (never divided by anything)
+
+    @property
+    def units_allocated(self) -> int:
+        """Units with an allocation for the year, covered or not."""
+        return len(self.covered) + len(self.not_covered)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.admitted / self.allocated if self.covered and self.allocated else None
+
+    @property
+    def basis(self) -> str:
+        """Which units the ratio covers, to follow the ratio itself: "tính trên 9 đơn vị hợp lệ có chỉ tiêu (…)"."""
+        if not self.units_allocated:
+            text = "chưa có đơn vị nào được giao chỉ tiêu"
+        elif not self.covered:
+            text = f"chưa tính được: cả {len(self.not_covered)} đơn vị có chỉ tiêu đều chưa nộp hoặc bị trả lại"
+        elif not self.not_covered:
+            text = f"tính trên {len(self.covered)} đơn vị hợp lệ có chỉ tiêu (đủ tất cả đơn vị được giao chỉ tiêu)"
+        else:
+            text = (f"tính trên {len(self.covered)} đơn vị hợp lệ có chỉ tiêu "
+                    f"(chưa tính {len(self.not_covered)} đơn vị chưa nộp hoặc bị trả lại)")
+        if self.without_quota and self.units_allocated:
+            text += f"; không tính số kết nạp của {len(self.without_quota)} đơn vị hợp lệ chưa được giao chỉ tiêu"
+        return text
+
+    @property
+    def coverage(self) -> str:
+        """The same as a sentence of its own, without its full stop: "Tỉ lệ tính trên 9 đơn vị …"."""
+        basis = self.basis
+        return f"Tỉ lệ {basis}" if self.units_allocated else basis[:1].upper() + basis[1:]
+
+    def allocated_all_label(self, amount: str = "") -> str:
+        """What `allocated_all` is, for a reader who sees it next to the ratio; `amount` is the number as shown."""
+        shown = f": {amount}" if amount else ""
+        return f"Chỉ tiêu giao cả {self.units_allocated} đơn vị{shown} (không dùng để tính tỉ lệ)"
+
+
 @dataclass(slots=True)
 class Consolidation:
     form: FormDefinition
@@ -107,6 +162,30 @@ class Consolidation:
                 admitted = sum(submission.values.get((year, k)) or 0 for k in admitted_keys) if accepted else None
                 lines.append(QuotaLine(unit.code, year, self.registry.quotas.get((unit.code, year)), reported, admitted))
         return lines
+
+    def province_quotas(self, lines: list[QuotaLine] | None = None) -> dict[int, ProvinceQuota]:
+        """Year → the province's quota achievement; the one place a province-wide ratio is computed."""
+        if lines is None:
+            lines = self.quota_lines()
+        registered = self.registry.codes
+        unregistered = tuple(o.unit for o in self.accepted() if o.unit not in registered)
+        result = {}
+        for year in self.form.years:
+            year_lines = [line for line in lines if line.year == year]
+            covered = [line for line in year_lines if line.allocated is not None and line.admitted is not None]
+            result[year] = ProvinceQuota(
+                year=year,
+                covered=tuple(line.unit for line in covered),
+                not_covered=tuple(line.unit for line in year_lines
+                                  if line.allocated is not None and line.admitted is None),
+                without_quota=tuple(line.unit for line in year_lines
+                                    if line.allocated is None and line.admitted is not None) + unregistered,
+                allocated=sum(line.allocated or 0 for line in covered),
+                reported=sum(line.reported or 0 for line in covered),
+                admitted=sum(line.admitted or 0 for line in covered),
+                allocated_all=sum(line.allocated or 0 for line in year_lines),
+            )
+        return result
 
 
 def admitted_metrics(form: FormDefinition) -> tuple[str, ...]:

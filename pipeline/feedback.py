@@ -21,7 +21,7 @@ from pathlib import Path
 from pipeline.consolidate import Consolidation, FileOutcome
 from pipeline.issues import Issue
 from pipeline.report import modified_at, write_file_atomic
-from pipeline.textnorm import fold
+from pipeline.textnorm import fold, printable
 from pipeline.workbook import _NOTEWORTHY_INFO, NUMBER_FORMAT, SEVERITY_WORDS, STATUS_WORDS, clip, sheet_title
 
 FEEDBACK_FOLDER = "phan_hoi"
@@ -119,7 +119,13 @@ def write_feedback(consolidation: Consolidation, folder: Path) -> list[Path]:
 
 
 def _restore_grids(outcomes: list[FileOutcome], consolidation: Consolidation) -> None:
-    """Read again, in isolated workers, the sheets not kept from the first reading."""
+    """Read again, in isolated workers, the sheets not kept from the first reading.
+
+    A copy shows exactly the bytes that were judged, or no sheet: the file may have been replaced since
+    (another unit's report saved over it, a link or pipe swapped in), and its sheet under this file's
+    remarks would point the unit at cells it never typed. Such a copy keeps the remarks list alone,
+    which is still true of what the unit sent; dropping the copy would tell the unit nothing at all.
+    """
     if not outcomes:
         return
     from pipeline.isolation import IsolationSettings, ReaderPool
@@ -127,7 +133,12 @@ def _restore_grids(outcomes: list[FileOutcome], consolidation: Consolidation) ->
     with ReaderPool(consolidation.form, IsolationSettings(workers=1)) as pool:
         reads = pool.read_all([o.path for o in outcomes])
     for outcome, read in zip(outcomes, reads):
-        if read.result.form is not None and read.result.form.sheet == outcome.sheet:
+        if not outcome.sha256 or read.sha256 != outcome.sha256:
+            log.warning("%s changed since it was assessed (sha256 %s, now %s): its feedback copy lists the "
+                        "remarks without the sheet", outcome.name, outcome.sha256 or "unknown",
+                        read.sha256 or "unreadable")
+            continue
+        if read.result.form is not None and printable(read.result.form.sheet) == outcome.sheet:
             outcome.grid = read.result.form.grid
 
 

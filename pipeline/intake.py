@@ -7,7 +7,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.textnorm import nfc
+from pipeline.textnorm import display_name
 
 SPREADSHEET_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
 _SYSTEM_FILES = {"thumbs.db": "tệp hệ thống của Windows", "desktop.ini": "tệp hệ thống của Windows",
@@ -46,7 +46,9 @@ def junk_reason(name: str) -> str:
 
 def scan(inbox: Path) -> list[InboxFile]:
     """All regular files below the inbox, sorted by name. Hidden folders are skipped whole; links,
-    pipes and devices are not files anyone sent."""
+    pipes and devices are not files anyone sent. A folder below the inbox that cannot be listed gets
+    an entry of its own saying so (the files in it must not vanish without a word); an inbox that
+    cannot be listed raises OSError."""
     found: list[InboxFile] = []
     folders: list[tuple[str, str]] = [(str(inbox), "")]
     while folders:
@@ -54,7 +56,16 @@ def scan(inbox: Path) -> list[InboxFile]:
         try:
             with os.scandir(folder) as entries:
                 listed = list(entries)
-        except OSError:
+        except OSError as exc:
+            if not prefix:
+                raise
+            name = display_name(prefix.rstrip("/"))
+            reason = f"thư mục không đọc được ({exc.strerror or exc}); các tệp trong đó chưa được tổng hợp"
+            try:
+                mtime = os.lstat(folder).st_mtime
+            except OSError:
+                mtime = 0.0
+            found.append(InboxFile(path=Path(folder), name=name + "/", size=0, mtime=mtime, junk_reason=reason))
             continue
         for entry in listed:
             try:
@@ -68,7 +79,7 @@ def scan(inbox: Path) -> list[InboxFile]:
                 continue
             if not stat.S_ISREG(info.st_mode):
                 continue
-            name = nfc(prefix + entry.name)
+            name = display_name(prefix + entry.name)
             found.append(InboxFile(path=Path(entry.path), name=name, size=info.st_size, mtime=info.st_mtime,
                                    junk_reason=junk_reason(name), mtime_ns=info.st_mtime_ns))
     found.sort(key=lambda f: f.name)

@@ -16,6 +16,7 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +24,7 @@ from typing import Any, Callable
 from pipeline.form import FormDefinition
 from pipeline.issues import make_issue
 from pipeline.read import ReadResult, read_submission
-from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_bounded
+from pipeline.screen import DEFAULT_LIMITS, FileTooLarge, Limits, read_failure, read_inbox_file
 
 CHUNK = 16  # files handed to a worker at once; small enough to rebalance, large enough to batch IPC
 RESULT_BATCH = 4  # outcomes a worker sends back in one message
@@ -44,23 +45,19 @@ class ReadOutcome:
     result: ReadResult
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_one(path: Path, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> ReadOutcome:
-    """Hash and read a file from one read of its bytes."""
+def read_one(path: Path, form: FormDefinition, limits: Limits = DEFAULT_LIMITS,
+             on_read: Callable[[bytes], None] | None = None) -> ReadOutcome:
+    """Hash and read a file from one read of its bytes (screen.read_inbox_file: no link followed, no
+    wait on a pipe, a regular file only). `on_read(digest)` hears the sha256 before any parser runs."""
     try:
-        raw = read_bounded(path, limits)
-    except FileTooLarge:
-        return ReadOutcome(sha256_file(path), read_submission(path, form, limits))
-    except OSError as exc:
-        return ReadOutcome("", ReadResult("rejected", issues=[make_issue("file_unreadable", detail=str(exc))]))
-    return ReadOutcome(hashlib.sha256(raw).hexdigest(), read_submission(path, form, limits, raw))
+        raw = read_inbox_file(path, limits)
+    except OSError as exc:  # FileTooLarge (hashed on the same handle), NotRegularFile, gone, no access
+        sha = exc.sha256 if isinstance(exc, FileTooLarge) else ""
+        return ReadOutcome(sha, ReadResult("rejected", issues=[read_failure(exc, limits)]))
+    digest = hashlib.sha256(raw)
+    if on_read is not None:
+        on_read(digest.digest())
+    return ReadOutcome(digest.hexdigest(), read_submission(path, form, limits, raw))
 
 
 def _virtual_size() -> int:
@@ -83,10 +80,12 @@ def _die_with_parent() -> None:
 
 
 def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: int, parent: int,
-            finish: Finish | None = None, progress: Any = None) -> None:
+            finish: Finish | None = None, progress: Any = None, digest: Any = None) -> None:
     """Read the files of each task and send their outcomes back a few at a time. `progress` (shared
     memory: the index of the file being read, -1 between files, and when it was started) is what the
-    parent reads to time a file out, and to know which file a crash came from."""
+    parent reads to time a file out, and to know which file a crash came from; `digest` (shared memory)
+    holds the sha256 of the bytes read of the file whose index is progress[2], so a file whose parser
+    takes the worker down keeps the digest of what was read, and the parent never opens the file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     try:
@@ -118,11 +117,15 @@ def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: i
             return
         batch: list[tuple[int, Any]] = []
         for index, path in task:
+            on_read = None
             if progress is not None:
+                progress[2] = -1
                 progress[1] = time.monotonic()
                 progress[0] = index
+                if digest is not None:
+                    on_read = partial(_share_digest, progress, digest, index)
             try:
-                outcome = read_one(Path(path), form, limits)
+                outcome = read_one(Path(path), form, limits, on_read)
                 if finish is not None:
                     outcome = finish(Path(path), outcome)
             except MemoryError:
@@ -137,13 +140,21 @@ def _worker(conn: Connection, form: FormDefinition, limits: Limits, memory_mb: i
             conn.send(batch)
 
 
+def _share_digest(progress: Any, shared: Any, index: int, digest: bytes) -> None:
+    shared.raw = digest
+    progress[2] = index  # after the digest: the parent trusts it only for this file
+
+
 class _Worker:
     def __init__(self, context, form: FormDefinition, limits: Limits, memory_mb: int,
                  finish: Finish | None) -> None:
         self.conn, child = context.Pipe(duplex=True)
-        self.progress = context.RawArray("d", [-1.0, 0.0])  # file being read (-1: none), its start time
+        # File being read (-1: none), its start time, file whose bytes' digest is in self.digest (-1: none).
+        self.progress = context.RawArray("d", [-1.0, 0.0, -1.0])
+        self.digest = context.RawArray("c", 32)
         self.process = context.Process(target=_worker, daemon=True,
-                                       args=(child, form, limits, memory_mb, os.getpid(), finish, self.progress))
+                                       args=(child, form, limits, memory_mb, os.getpid(), finish, self.progress,
+                                             self.digest))
         self.process.start()
         child.close()
         self.pending: deque[tuple[int, str]] = deque()
@@ -156,6 +167,10 @@ class _Worker:
         """The index of the file this worker is reading, if it is reading one of its pending files."""
         index = int(self.progress[0])
         return index if index >= 0 and any(i == index for i, _ in self.pending) else None
+
+    def digest_of(self, index: int) -> str:
+        """The sha256 of the bytes the worker read of file `index`; "" if it did not get that far."""
+        return self.digest.raw.hex() if int(self.progress[2]) == index else ""
 
     def overdue(self, now: float, limit: float) -> bool:
         return self.progress[0] >= 0 and now - self.progress[1] > limit
@@ -315,11 +330,9 @@ class ReaderPool:
             issue = make_issue("reader_crashed", detail=f"tín hiệu {name}")
         else:
             issue = make_issue("reader_crashed", detail=f"mã thoát {exitcode}")
-        try:
-            sha = sha256_file(Path(path))
-        except OSError:
-            sha = ""
-        outcome = ReadOutcome(sha, ReadResult("rejected", issues=[issue]))
+        # The digest the worker took of the bytes it read: opening the file here could block this process
+        # (a FIFO swapped in) or hash other bytes than the ones that took the worker down.
+        outcome = ReadOutcome(worker.digest_of(index), ReadResult("rejected", issues=[issue]))
         results[index] = self.finish(Path(path), outcome) if self.finish is not None else outcome
         queue.extendleft(reversed(worker.pending))
         worker.pending.clear()

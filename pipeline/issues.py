@@ -6,8 +6,10 @@ here concern files, structure, units and cell values, whatever the form edition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal
+
+from pipeline.textnorm import printable
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -25,9 +27,20 @@ class Issue:
     found: str = ""
     expected: str = ""
 
+    def __post_init__(self) -> None:
+        # Every text of an issue may quote a submission (a sheet name, a cell, a file name): none may
+        # carry a line break or control character into a CSV record, a workbook cell or a mail.
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            clean = printable(value)
+            if clean is not value:
+                object.__setattr__(self, name, clean)
+
     def at(self, **fields: str) -> "Issue":
         return replace(self, **fields)
 
+
+_TEXT_FIELDS = tuple(f.name for f in fields(Issue) if f.name not in ("code", "severity"))
 
 MAX_TEXT = 32_767  # the most characters an Excel cell holds
 
@@ -54,6 +67,8 @@ def clip_issues(issues: list[Issue]) -> list[Issue]:
 CATALOGUE: dict[str, tuple[Severity, str]] = {
     # Files
     "file_empty": ("error", "Tệp rỗng (0 byte) — hãy lưu lại báo cáo và gửi lại."),
+    "file_changed": ("error", "Tệp đã thay đổi trong lúc tổng hợp ({detail}) — bài nộp này chưa được đọc; nếu tệp "
+                              "vẫn là báo cáo của đơn vị, lần tổng hợp sau sẽ đọc lại, nếu không hãy gửi lại tệp."),
     "file_encrypted": ("error", "Tệp có mật khẩu — hãy gỡ mật khẩu và gửi lại."),
     "file_not_spreadsheet": (
         "error",

@@ -8,12 +8,13 @@ values and issues of each run are kept so the next one can say what changed.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far a file is.
 MIGRATIONS: tuple[str, ...] = (
@@ -76,9 +77,26 @@ MIGRATIONS: tuple[str, ...] = (
         data BLOB NOT NULL
     );
     """,
+    # 3: "sending" used to mean "a server may have the message"; that is now "unknown", and "sending"
+    # means an attempt under way that no server has seen the message of yet.
+    """
+    UPDATE mails SET state = 'unknown' WHERE state = 'sending';
+    """,
 )
 
-MAIL_STATES = ("built", "sending", "sent", "failed", "written", "too_large", "failed_build")
+# built → sending → (the message handed to a server) unknown → sent; failed is retried by the next run;
+# abandoned: built by a run that never completed, so never sent (its run's successor builds its own).
+MAIL_STATES = ("built", "sending", "unknown", "sent", "failed", "written", "too_large", "failed_build", "abandoned")
+RESENDABLE = ("built", "failed")
+BUSY_TIMEOUT_SECONDS = 10.0  # how long a write waits for another program holding the ledger
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot be used as it is; the message (Vietnamese) says what to do."""
+
+
+class LedgerDamaged(LedgerError):
+    """The ledger file is not a readable SQLite database of ours (damaged, emptied, overwritten)."""
 
 
 def _now() -> str:
@@ -121,15 +139,57 @@ class Snapshot:
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+        """Open (or create) the ledger at `path`. Raises LedgerDamaged when the file is not a sound
+        ledger, LedgerError when it cannot be used for another reason (locked, a folder, too new)."""
+        if path.is_dir():
+            raise LedgerError(f"Sổ ghi {path} là một thư mục, không phải tệp; hãy đổi tên hoặc chuyển thư mục "
+                              f"đó đi rồi chạy lại.")
+        if path.exists() and path.stat().st_size == 0:
+            # SQLite would take an empty file for a new database: a ledger that lost its contents must
+            # not come back silently empty, as if no file had ever been seen nor any mail sent.
+            raise LedgerDamaged(f"Sổ ghi {path} rỗng (0 byte)")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+        try:
+            self.db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"Không mở được sổ ghi {path} ({exc}); hãy kiểm tra quyền ghi vào thư mục "
+                              f"{path.parent}.") from exc
+        try:
+            self.db.row_factory = sqlite3.Row
+            self._check_sound()
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _check_sound(self) -> None:
+        try:
+            verdict = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                raise LedgerError(locked_message(self.path)) from exc
+            raise LedgerDamaged(f"Sổ ghi {self.path} bị hỏng ({exc})") from exc
+        except sqlite3.DatabaseError as exc:
+            raise LedgerDamaged(f"Sổ ghi {self.path} bị hỏng ({exc})") from exc
+        if verdict != "ok":
+            raise LedgerDamaged(f"Sổ ghi {self.path} bị hỏng ({verdict})")
+
+    @classmethod
+    def open_or_replace(cls, path: Path) -> tuple["Ledger", str]:
+        """The ledger at `path`; a damaged one is moved aside (kept, never deleted) and a new one started.
+        Returns the ledger and, when that happened, a Vietnamese warning saying so and where the old one is."""
+        try:
+            return cls(path), ""
+        except LedgerDamaged as exc:
+            kept = set_aside(path)
+            warning = (f"{exc}. Đã chuyển sổ ghi hỏng sang {kept} (không xoá) và bắt đầu sổ ghi mới: lần chạy này "
+                       f"coi mọi tệp là mới và không so sánh được với các lần trước.")
+            return cls(path), warning
 
     def close(self) -> None:
         self.db.close()
@@ -147,7 +207,8 @@ class Ledger:
     def migrate(self) -> None:
         current = self.version
         if current > len(MIGRATIONS):
-            raise RuntimeError(f"ledger {self.path} has schema version {current}, newer than this program knows")
+            raise LedgerError(f"Sổ ghi {self.path} do một phiên bản tonghop mới hơn tạo (lược đồ {current}, phiên "
+                              f"bản này chỉ biết tới {len(MIGRATIONS)}); hãy cập nhật tonghop rồi chạy lại.")
         for number in range(current, len(MIGRATIONS)):
             with self.transaction():
                 self._script(MIGRATIONS[number])
@@ -176,6 +237,45 @@ class Ledger:
                 "UPDATE runs SET finished_at=?, state=?, name=?, counts=?, folder=?, outputs=?, message=? WHERE id=?",
                 (_now(), state, name, json.dumps(counts or {}, ensure_ascii=False), folder,
                  json.dumps(list(outputs), ensure_ascii=False), message, run_id))
+
+    def record_failed_run(self, message: str) -> None:
+        """A run that failed before it started consolidating, so `tonghop status` shows why."""
+        with self.transaction():
+            self.db.execute("INSERT INTO runs (started_at, finished_at, state, message) VALUES (?, ?, 'failed', ?)",
+                            (_now(), _now(), message))
+
+    def complete_run(self, run_id: int, *, name: str, counts: dict, folder: str, outputs: Iterable[str],
+                     mails: Sequence[tuple[str, str, str, str, str, str]] = ()) -> None:
+        """Mark the run completed and record its mails — (message_id, kind, recipients, eml_path, state,
+        error) — in one transaction: a run that dies before this leaves no mail behind to be sent."""
+        with self.transaction():
+            for message_id, kind, recipients, eml_path, state, error in mails:
+                self.db.execute("INSERT OR IGNORE INTO mails (message_id, run_id, kind, recipients, eml_path, state, "
+                                "last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (message_id, run_id, kind, recipients, eml_path, state, error, _now()))
+            self.db.execute(
+                "UPDATE runs SET finished_at=?, state='completed', name=?, counts=?, folder=?, outputs=?, message='' "
+                "WHERE id=?",
+                (_now(), name, json.dumps(counts, ensure_ascii=False), folder,
+                 json.dumps(list(outputs), ensure_ascii=False), run_id))
+
+    def recover_interrupted(self) -> tuple[int, int, int]:
+        """Called under the outbox lock, so nothing else is running: runs still 'running' died, and are
+        marked interrupted; mails their runs never completed are abandoned; a mail left 'sending' was
+        never handed to a server (that moment is recorded as 'unknown'), so it is safe to send again.
+        Returns (runs, abandoned mails, mails to retry)."""
+        with self.transaction():
+            runs = self.db.execute("UPDATE runs SET state='interrupted', finished_at=?, message=? "
+                                   "WHERE state='running'",
+                                   (_now(), "lần chạy bị dừng giữa chừng (máy tắt, tiến trình bị dừng…)")).rowcount
+            abandoned = self.db.execute(
+                "UPDATE mails SET state='abandoned', updated_at=?, last_error=? WHERE state IN ('built', 'failed', "
+                "'sending') AND run_id IN (SELECT id FROM runs WHERE state != 'completed')",
+                (_now(), "lần tổng hợp tạo thư này không hoàn tất; lần sau tạo thư của riêng nó")).rowcount
+            retried = self.db.execute(
+                "UPDATE mails SET state='failed', updated_at=?, last_error=? WHERE state='sending'",
+                (_now(), "lần gửi trước bị dừng trước khi máy chủ thư nhận thư; sẽ gửi lại")).rowcount
+        return runs, abandoned, retried
 
     def last_completed(self) -> RunRecord | None:
         row = self.db.execute("SELECT * FROM runs WHERE state='completed' ORDER BY id DESC LIMIT 1").fetchone()
@@ -241,6 +341,13 @@ class Ledger:
         row = self.db.execute("SELECT * FROM mails WHERE message_id=?", (message_id,)).fetchone()
         return MailRecord(**dict(row)) if row else None
 
+    def mails_to_send(self) -> list[MailRecord]:
+        """Mails waiting to go out, of completed runs only, oldest first."""
+        rows = self.db.execute("SELECT mails.* FROM mails JOIN runs ON runs.id = mails.run_id WHERE "
+                               "runs.state = 'completed' AND mails.state IN ('built', 'failed') ORDER BY mails.rowid"
+                               ).fetchall()
+        return [MailRecord(**dict(r)) for r in rows]
+
     def mails(self, states: tuple[str, ...] | None = None, limit: int = 50) -> list[MailRecord]:
         if states:
             marks = ",".join("?" * len(states))
@@ -248,6 +355,31 @@ class Ledger:
         else:
             rows = self.db.execute("SELECT * FROM mails ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
         return [MailRecord(**dict(r)) for r in rows]
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def locked_message(path: Path) -> str:
+    return (f"Sổ ghi {path} đang bị một chương trình khác giữ (có thể đang mở bằng một công cụ xem SQLite); "
+            f"hãy đóng chương trình đó rồi chạy lại.")
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged ledger (and its WAL and shared-memory files) aside under a dated name; returns it."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    kept = path.with_name(f"{path.name}.hong-{stamp}")
+    counter = 1
+    while kept.exists():
+        counter += 1
+        kept = path.with_name(f"{path.name}.hong-{stamp}-{counter}")
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.replace(companion, kept.with_name(kept.name + suffix))
+    os.replace(path, kept)
+    return kept
 
 
 class _Transaction:

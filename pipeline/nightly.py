@@ -8,21 +8,25 @@ run and a sent one is never sent again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from pipeline import __version__
 from pipeline.changes import Change, diff, snapshot_of
 from pipeline.config import Config
 from pipeline.consolidate import Consolidation
-from pipeline.form import DEFAULT_FORM, load_form
+from pipeline.form import DEFAULT_FORM, FormDefinitionError, load_form
 from pipeline.intake import InboxFile, scan
 from pipeline.isolation import IsolationSettings
-from pipeline.ledger import Ledger
+from pipeline.ledger import Ledger, LedgerError, locked_message
+from pipeline.registry import RegistryError
 from pipeline.run import Options, process, write_run
 
 log = logging.getLogger(__name__)
@@ -52,15 +56,36 @@ class NightlyResult:
     settling: list[str] = field(default_factory=list)  # files still being copied, left for the next run
     mails: list[MailOutcome] = field(default_factory=list)
     previous_run: str = ""
+    warnings: list[str] = field(default_factory=list)  # Vietnamese; things the operator must know
+
+
+class RunFailed(RuntimeError):
+    """The run could not be carried out; the message is one Vietnamese sentence saying what to do.
+    The details (the exception and its traceback) are in the log."""
+
+
+def _program_digest() -> bytes:
+    """The program's version and the text of its modules: an upgrade that changes a rule or a reader
+    must re-run an unchanged inbox."""
+    digest = hashlib.sha256(__version__.encode("utf-8"))
+    package = Path(__file__).resolve().parent
+    for module in sorted(package.rglob("*.py")):
+        try:
+            digest.update(module.relative_to(package).as_posix().encode("utf-8") + b"\0" + module.read_bytes())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.digest()
 
 
 def fingerprint(files: list[InboxFile], config: Config, form_path: Path) -> str:
-    """Changes when any inbox file, the registry, the form definition or the report settings change."""
-    digest = hashlib.sha256()
+    """Changes when any inbox file, the registry, the form definition, the report settings or the
+    program itself change."""
+    digest = hashlib.sha256(_PROGRAM_DIGEST)
     for entry in files:
-        # The scan's own stat when it kept the nanoseconds; the same text either way.
+        # The scan's own stat when it kept the nanoseconds; the same text either way. Names are
+        # printable (undecodable bytes escaped), so they always encode.
         size, mtime_ns = (entry.size, entry.mtime_ns) if entry.mtime_ns else _size_and_time(entry.path)
-        digest.update(f"{entry.name}\0{size}\0{mtime_ns}\n".encode("utf-8"))
+        digest.update(f"{entry.name}\0{size}\0{mtime_ns}\0{entry.junk_reason}\n".encode("utf-8", "surrogatepass"))
     for path in (config.paths.registry, form_path):
         try:
             digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
@@ -68,8 +93,11 @@ def fingerprint(files: list[InboxFile], config: Config, form_path: Path) -> str:
             digest.update(b"missing")
     report = config.report
     digest.update(f"{report.province}|{report.deadline}|{report.unit_sheet_limit}|{report.feedback_limit}"
-                  .encode("utf-8"))
+                  .encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+_PROGRAM_DIGEST = _program_digest()
 
 
 def _size_and_time(path: Path) -> tuple[int, int]:
@@ -84,12 +112,55 @@ def _lock(outbox: Path):
     return FileLock(str(outbox / "tonghop.lock"), timeout=0)
 
 
+def check_layout(config: Config) -> None:
+    """Refuse folder layouts that would make a run read its own outputs as submissions."""
+    inbox, outbox = config.paths.inbox.resolve(), config.paths.outbox.resolve()
+    if outbox == inbox or inbox in outbox.parents:
+        raise RunFailed(f"Thư mục kết quả {config.paths.outbox} nằm trong hộp thư {config.paths.inbox}: lần chạy sẽ "
+                        f"đọc lại chính các tệp nó đã ghi (bản phản hồi, bảng tổng hợp) như bài nộp của đơn vị. Hãy "
+                        f"chọn thư mục kết quả ở ngoài hộp thư (--outbox hoặc [paths] outbox).")
+
+
 def nightly_run(config: Config, *, force: bool = False, now: datetime | None = None,
                 progress: Callable[[int, int], None] | None = None,
                 on_lock: Callable[[], None] | None = None) -> NightlyResult:
-    """Run once. Raises RunLocked when another run is in progress."""
+    """Run once. Raises RunLocked when another run is in progress, RunFailed (Vietnamese, details
+    logged) when the run cannot be carried out: a folder that cannot be written, a full disk, a
+    ledger held by another program."""
+    try:
+        return _nightly_run(config, force=force, now=now, progress=progress, on_lock=on_lock)
+    except (RunLocked, RunFailed, RegistryError, FormDefinitionError):
+        raise
+    except LedgerError as exc:
+        log.error("run not possible: %s", exc)
+        raise RunFailed(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:
+        log.exception("run failed")
+        raise RunFailed(failure_sentence(exc, config)) from exc
+
+
+def failure_sentence(exc: BaseException, config: Config) -> str:
+    """One Vietnamese sentence for an operating-system or ledger failure, saying what to do."""
+    log_path = config.paths.log_path
+    if isinstance(exc, sqlite3.Error):
+        if "locked" in str(exc) or "busy" in str(exc):
+            return locked_message(config.paths.ledger_path)
+        return (f"Sổ ghi {config.paths.ledger_path} báo lỗi ({exc}); lần chạy dừng lại. Chi tiết trong {log_path}.")
+    where = getattr(exc, "filename", None) or config.paths.outbox
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"Ổ đĩa đã đầy, không ghi được {where}; hãy giải phóng dung lượng rồi chạy lại (chi tiết trong {log_path})."
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"Không có quyền ghi vào {where}; hãy cấp quyền ghi cho thư mục kết quả hoặc chọn thư mục khác "
+                f"(--outbox) rồi chạy lại (chi tiết trong {log_path}).")
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"Không ghi hoặc đọc được {where} ({reason}); lần chạy dừng lại. Chi tiết trong {log_path}."
+
+
+def _nightly_run(config: Config, *, force: bool, now: datetime | None, progress: Callable[[int, int], None] | None,
+                 on_lock: Callable[[], None] | None) -> NightlyResult:
     from filelock import Timeout
 
+    check_layout(config)
     outbox = config.paths.outbox
     lock = _lock(outbox)
     try:
@@ -99,8 +170,16 @@ def nightly_run(config: Config, *, force: bool = False, now: datetime | None = N
     try:
         if on_lock is not None:
             on_lock()
-        with Ledger(config.paths.ledger_path) as ledger:
+        ledger, warning = Ledger.open_or_replace(config.paths.ledger_path)
+        if warning:
+            log.error("%s", warning)
+        with ledger:
+            runs, abandoned, retried = ledger.recover_interrupted()
+            if runs or abandoned or retried:
+                log.warning("interrupted earlier runs: %d run(s) marked interrupted, %d mail(s) abandoned, "
+                            "%d mail(s) to send again", runs, abandoned, retried)
             result = _run_locked(config, ledger, force=force, now=now or datetime.now(), progress=progress)
+            result.warnings[:0] = [warning] if warning else []
             result.mails.extend(deliver_pending(config, ledger))
             return result
     finally:
@@ -111,7 +190,13 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
                 progress: Callable[[int, int], None] | None) -> NightlyResult:
     form_path = config.paths.form or DEFAULT_FORM
     form = load_form(form_path)
-    everything = scan(config.paths.inbox)
+    try:
+        everything = scan(config.paths.inbox)
+    except OSError as exc:
+        message = (f"Không đọc được hộp thư {config.paths.inbox} ({exc.strerror or exc}); hãy kiểm tra thư mục và "
+                   f"quyền đọc rồi chạy lại.")
+        ledger.record_failed_run(message)
+        raise RunFailed(message) from exc
     horizon = now.timestamp() - config.report.settle_seconds
     files: list[InboxFile] = []
     settling: list[str] = []
@@ -152,18 +237,20 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
             ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status) for o in consolidation.files)
 
         folder = write_run(consolidation, config.paths.outbox, now, extra=add_mail, meanwhile=record)
-        for planned in mail_plan:
-            state = planned.state or ("built" if config.mail.enabled else "written")
-            ledger.add_mail(planned.message_id, run_id, planned.kind, planned.recipients,
-                            str(folder / planned.eml) if planned.eml else "", state)
-            if planned.error:
-                ledger.set_mail_state(planned.message_id, state, planned.error)
-        ledger.finish_run(run_id, "completed", name=folder.name, counts=_counts(consolidation), folder=str(folder),
-                          outputs=sorted(p.name for p in folder.iterdir()))
+        # The run and its mails are recorded together: until this commits, no mail of this run exists
+        # for anyone to send, and a run that dies here is re-run (and mails) once, by the next run.
+        default_state = "built" if config.mail.enabled else "written"
+        ledger.complete_run(run_id, name=folder.name, counts=_counts(consolidation), folder=str(folder),
+                            outputs=sorted(p.name for p in folder.iterdir()),
+                            mails=[(m.message_id, m.kind, m.recipients, str(folder / m.eml) if m.eml else "",
+                                    m.state or default_state, m.error) for m in mail_plan])
         log.info("run %s: %d files; stages %s", folder.name, len(consolidation.files),
                  ", ".join(f"{k} {v:.3f}s" for k, v in consolidation.timings.items()))
     except BaseException as exc:
-        ledger.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        try:
+            ledger.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        except sqlite3.Error:
+            log.exception("could not record the failed run %d", run_id)  # the next run marks it interrupted
         raise
     return NightlyResult(state="completed", folder=folder, consolidation=consolidation,
                          changes=consolidation.changes, settling=settling,
@@ -245,19 +332,27 @@ def mail_settings(config: Config):
 
 
 def summary_for_mail(consolidation: Consolidation, run_name: str):
-    from pipeline.consolidate import admitted_metrics
-    from pipeline.notify import Summary
+    from pipeline.notify import Summary, format_number
 
     c = consolidation
     names = {u.code: u.name for u in c.registry.units}
     rejected = [(code, names.get(code, code), f"{o.errors} lỗi") for code, o in c.submissions.items()
                 if o.status == "rejected"]
-    admitted_keys = admitted_metrics(c.form)
     quota = {}
-    for year in c.form.years:
-        allocated = sum(v for (code, y), v in c.registry.quotas.items() if y == year)
-        admitted = sum(c.totals[(year, k)] for k in admitted_keys)
-        quota[year] = (allocated, admitted)
+    for year, figures in c.province_quotas().items():
+        if not figures.units_allocated:
+            quota[year] = (None, None, None, "")  # "chưa giao chỉ tiêu"
+            continue
+        # Allocated, admitted and ratio over the same units; the note says which, and shows the
+        # quota of every unit apart, labelled, when it differs.
+        note = figures.basis
+        if figures.allocated_all != figures.allocated:
+            label = figures.allocated_all_label(format_number(figures.allocated_all))
+            note += "; " + label[:1].lower() + label[1:]
+        if figures.covered:
+            quota[year] = (figures.allocated, figures.admitted, figures.ratio, note)
+        else:
+            quota[year] = (None, None, None, note)  # no accepted unit with a quota: nothing to add up
     return Summary(
         province=c.province, run_name=run_name, created=c.created,
         units_total=len(c.registry.units), units_received=len(c.submissions),
@@ -272,7 +367,9 @@ def summary_for_mail(consolidation: Consolidation, run_name: str):
 
 
 def deliver_pending(config: Config, ledger: Ledger) -> list[MailOutcome]:
-    """Send every built or failed message once; leave 'sending' ones alone (their fate is unknown)."""
+    """Send every built or failed message of a completed run once. A message is marked 'unknown' the
+    moment it is handed to a server, so one that a server may hold is never sent again, while one
+    whose sending stopped before that (left 'sending') is sent again by the next run."""
     if not config.mail.enabled:
         return []
     from email import message_from_bytes, policy
@@ -281,7 +378,7 @@ def deliver_pending(config: Config, ledger: Ledger) -> list[MailOutcome]:
 
     settings = mail_settings(config)
     outcomes = []
-    for record in ledger.mails(states=("built", "failed")):
+    for record in ledger.mails_to_send():
         path = Path(record.eml_path)
         try:
             message = message_from_bytes(path.read_bytes(), policy=policy.SMTP)
@@ -292,10 +389,11 @@ def deliver_pending(config: Config, ledger: Ledger) -> list[MailOutcome]:
         ledger.set_mail_state(record.message_id, "sending", attempt=True)
         started = time.monotonic()
         try:
-            send_message(settings, message)
+            send_message(settings, message,
+                         on_handover=lambda mid=record.message_id: ledger.set_mail_state(mid, "unknown"))
         except MailError as exc:
-            # A message that may have reached anyone stays in "sending": sending it again could deliver it twice.
-            state = "failed" if exc.resend_safe else "sending"
+            # A message that may have reached anyone is "unknown": sending it again could deliver it twice.
+            state = "failed" if exc.resend_safe else "unknown"
             ledger.set_mail_state(record.message_id, state, str(exc))
             log.warning("mail %s not sent (%s): %s", record.message_id, state, exc)
             outcomes.append(MailOutcome(record.message_id, record.kind, state, str(exc)))

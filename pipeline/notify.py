@@ -16,12 +16,14 @@ import logging
 import os
 import re
 import smtplib
+import socket
 import ssl
+import sys
 import tempfile
 import textwrap
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
@@ -182,7 +184,10 @@ class Summary:
     rejected: Sequence[tuple[str, str, str]] = ()  # (unit code, unit name, short reason such as "1 lỗi")
     totals: Mapping[int, Mapping[str, int | None]] = field(default_factory=dict)  # year → metric → value
     metric_labels: Mapping[str, str] = field(default_factory=dict)  # metric → Vietnamese label, in form order
-    quota: Mapping[int, tuple[int | None, int | None]] = field(default_factory=dict)  # year → (allocated, admitted)
+    # year → (allocated, admitted), or (allocated, admitted, ratio, note) with the ratio as computed over
+    # the same units as both numbers and a note saying which units those are (shown after the ratio)
+    quota: Mapping[int, tuple[int | None, int | None] | tuple[int | None, int | None, float | None, str]] = \
+        field(default_factory=dict)
     changes: Sequence[str] = ()
     late: Sequence[str] = ()
 
@@ -227,11 +232,20 @@ def _metric_keys(summary: Summary) -> list[str]:
 def _quota_rows(summary: Summary) -> list[tuple[str, str, str, str]]:
     rows = []
     for year in sorted(summary.quota):
-        allocated, admitted = summary.quota[year]
-        if not allocated:
-            ratio = "chưa giao chỉ tiêu"
+        allocated, admitted, *given = summary.quota[year]
+        if given:
+            value, note = given
         else:
-            ratio = format_percent(admitted / allocated) if admitted is not None else "–"
+            value = admitted / allocated if allocated and admitted is not None else None
+            note = ""
+        note = _clean(note) if note else ""
+        shown = format_percent(value) if value is not None else ""
+        if shown and note:
+            ratio = f"{shown} – {note}"
+        elif shown or note:
+            ratio = shown or note
+        else:
+            ratio = "–" if allocated else "chưa giao chỉ tiêu"
         rows.append((str(year), format_number(allocated), format_number(admitted), ratio))
     return rows
 
@@ -633,6 +647,16 @@ def write_eml(message: Message, path: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------- sending
 
+# What one SMTP reply may hold. A real server's longest reply (EHLO with its extensions) is well under a
+# kilobyte; smtplib bounds each line but not their number, so a server flooding continuation lines
+# ("220-…") could grow the process without end.
+_REPLY_MAX_BYTES = 64 * 1024
+_REPLY_MAX_LINES = 256
+_REPLY_LINE_MAX = 8192  # smtplib's own line bound (smtplib._MAXLINE)
+_RECV_BYTES = 8192
+_SEND_CHUNK = 64 * 1024  # the socket timeout is set again before each chunk of the message body
+_MIN_WAIT = 0.001  # a socket timeout of 0 would make the socket non-blocking rather than time out
+
 
 class _Failure(Exception):
     """One attempt failed; `retry` says whether another attempt can help and cannot duplicate."""
@@ -653,6 +677,182 @@ class _Outcome:
     refused: dict[str, tuple[int, str]]
 
 
+class _SessionTimeout(TimeoutError):
+    """The SMTP session's total deadline has passed."""
+
+
+class _ReplyFlood(smtplib.SMTPException):
+    """A server reply was longer than the client reads (see _REPLY_MAX_BYTES, _REPLY_MAX_LINES)."""
+
+
+class _ReplyReader:
+    """Stands in for smtplib's `file` (sock.makefile): reads lines from the socket, setting the socket
+    timeout to what is left of the session before every recv, so a server dripping bytes cannot stretch
+    the session. smtplib drops its `file` when the socket changes (connect, STARTTLS), which discards
+    anything buffered before TLS began."""
+
+    def __init__(self, sock: socket.socket, remaining) -> None:
+        self._sock = sock
+        self._remaining = remaining
+        self._buffer = bytearray()
+        self._eof = False
+
+    def readline(self, limit: int) -> bytes:
+        """One line with its b"\\n", or at most `limit` bytes without it, or b"" at the end of the stream."""
+        scanned = 0
+        while True:
+            end = self._buffer.find(b"\n", scanned, limit)
+            if end >= 0:
+                size = end + 1
+                break
+            if len(self._buffer) >= limit or self._eof:
+                size = min(len(self._buffer), limit)
+                break
+            scanned = len(self._buffer)
+            self._sock.settimeout(self._remaining())
+            chunk = self._sock.recv(_RECV_BYTES)
+            self._eof = not chunk
+            self._buffer += chunk
+        line = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return line
+
+    def close(self) -> None:
+        self._buffer.clear()
+
+
+class _HandshakeDeadline:
+    """Wraps the SSLContext given to STARTTLS so the TLS handshake waits only for what is left of the session
+    (CPython bounds one handshake as a whole by the socket timeout)."""
+
+    def __init__(self, context: ssl.SSLContext, remaining) -> None:
+        self._context = context
+        self._remaining = remaining
+
+    def wrap_socket(self, sock: socket.socket, **options) -> ssl.SSLSocket:
+        sock.settimeout(self._remaining())
+        return self._context.wrap_socket(sock, **options)
+
+
+class _Deadline:
+    """Mixin for smtplib.SMTP and SMTP_SSL: the whole session, from connect to QUIT, ends by `deadline`
+    (a time.monotonic() value) and no reply is read beyond _REPLY_MAX_BYTES / _REPLY_MAX_LINES.
+
+    smtplib's timeout applies to each socket operation, so a server answering one byte at a time never
+    trips it; here every connect, recv and send first sets the socket timeout to the time left.
+    """
+
+    sock: socket.socket | None
+    file: object
+
+    def __init__(self, *args, deadline: float, **kwargs) -> None:
+        self._deadline = deadline
+        try:
+            super().__init__(*args, **kwargs)  # connects and reads the greeting
+        except BaseException:
+            self.close()  # smtplib leaves the socket open when reading the greeting fails
+            raise
+
+    def _remaining(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left < _MIN_WAIT:
+            raise _SessionTimeout("the SMTP session's deadline has passed")
+        return left
+
+    def _connect_socket(self, host: str, port: int) -> socket.socket:
+        # socket.create_connection would give each of the host's addresses the whole timeout.
+        # (Name resolution itself cannot be bounded without a thread; a literal address or a local
+        # resolver keeps it short.)
+        error: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(self._remaining())
+                if self.source_address:
+                    sock.bind(self.source_address)
+                sock.connect(address)
+                return sock
+            except BaseException as exc:
+                sock.close()
+                if isinstance(exc, _SessionTimeout) or not isinstance(exc, OSError):
+                    raise
+                error = exc
+        raise error if error is not None else OSError(f"getaddrinfo returned no address for {host}")
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self._connect_socket(host, port)
+
+    def send(self, s: str | bytes) -> None:
+        if self.debuglevel > 0:
+            self._print_debug("send:", repr(s))
+        if not self.sock:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        data = s.encode(self.command_encoding) if isinstance(s, str) else s
+        sys.audit("smtplib.send", self, data)
+        view = memoryview(data)
+        try:
+            for start in range(0, len(view), _SEND_CHUNK):
+                self.sock.settimeout(self._remaining())
+                self.sock.sendall(view[start:start + _SEND_CHUNK])
+        except TimeoutError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"Server not connected ({exc})") from exc
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None:
+            self.file = _ReplyReader(self.sock, self._remaining)
+        lines: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                line = self.file.readline(_REPLY_LINE_MAX + 1)
+            except TimeoutError:
+                self.close()
+                raise
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
+            if not line:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            if self.debuglevel > 0:
+                self._print_debug("reply:", repr(line))
+            size += len(line)
+            if len(line) > _REPLY_LINE_MAX or size > _REPLY_MAX_BYTES or len(lines) >= _REPLY_MAX_LINES:
+                self.close()
+                raise _ReplyFlood(f"reply longer than {_REPLY_MAX_LINES} lines or {_REPLY_MAX_BYTES} bytes")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1  # like smtplib: a broken code ends the reply
+                break
+            if line[3:4] != b"-":
+                break
+        return code, b"\n".join(lines)
+
+    def starttls(self, *, context: ssl.SSLContext):  # type: ignore[override]
+        return super().starttls(context=_HandshakeDeadline(context, self._remaining))
+
+
+class _SMTP(_Deadline, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_Deadline, smtplib.SMTP_SSL):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = self._connect_socket(host, port)
+        try:
+            sock.settimeout(self._remaining())
+            return self.context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
+
+
 def _reply_text(reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return " ".join(text.split())
@@ -662,12 +862,26 @@ def _server(settings: MailSettings) -> str:
     return f"{settings.host}:{settings.port}"
 
 
+def _seconds(settings: MailSettings) -> str:
+    """timeout_seconds as staff write it: 30 → "30", 2.5 → "2,5"."""
+    return f"{float(settings.timeout_seconds):g}".replace(".", ",")
+
+
+def _flood_description(settings: MailSettings, *, after_data: bool = False) -> str:
+    when = " sau khi đã nhận toàn bộ nội dung thư" if after_data else ""
+    return (f"máy chủ thư {_server(settings)} gửi câu trả lời dài bất thường (quá {_REPLY_MAX_LINES} dòng hoặc "
+            f"{_REPLY_MAX_BYTES // 1024} KiB){when}; chương trình đã ngừng đọc và ngắt kết nối, hãy kiểm tra host "
+            f"và port trong cấu hình thư")
+
+
 def _classify(exc: BaseException, settings: MailSettings) -> _Failure:
     """Turn an smtplib/socket error into a Vietnamese description and a retry decision."""
     server = _server(settings)
     # Order matters: every smtplib exception is also an OSError.
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return _Failure(f"máy chủ thư {server} không hỗ trợ chức năng cần dùng ({exc})", retry=False)
+    if isinstance(exc, _ReplyFlood):
+        return _Failure(_flood_description(settings), retry=False)
     if isinstance(exc, smtplib.SMTPResponseException):
         code, reply = exc.smtp_code, _reply_text(exc.smtp_error)
         temporary = 400 <= code < 500 or (isinstance(exc, smtplib.SMTPConnectError) and not 500 <= code < 600)
@@ -679,6 +893,10 @@ def _classify(exc: BaseException, settings: MailSettings) -> _Failure:
         return _Failure(description, retry=temporary, code=code, reply=reply)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return _Failure(f"máy chủ thư {server} ngắt kết nối ({exc})", retry=True)
+    if isinstance(exc, TimeoutError):
+        # Every socket operation waits only for what is left of the session, so any timeout is the deadline.
+        return _Failure(f"máy chủ thư {server} không trả lời trong {_seconds(settings)} giây (giới hạn "
+                        f"timeout_seconds của một lần gửi)", retry=True)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _Failure(f"chứng chỉ TLS của máy chủ thư {server} không hợp lệ ({exc.verify_message or exc}); "
                         f"nếu máy chủ dùng chứng chỉ nội bộ, khai báo ca_file", retry=False)
@@ -697,13 +915,13 @@ def _tls_context(settings: MailSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.ca_file or None)
 
 
-def _open(settings: MailSettings) -> smtplib.SMTP:
+def _open(settings: MailSettings, deadline: float) -> smtplib.SMTP:
     timeout = float(settings.timeout_seconds)
     if settings.security == "ssl":
-        connection: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout,
-                                                    context=_tls_context(settings))
+        connection: smtplib.SMTP = _SMTP_SSL(settings.host, settings.port, timeout=timeout,
+                                             context=_tls_context(settings), deadline=deadline)
     else:
-        connection = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+        connection = _SMTP(settings.host, settings.port, timeout=timeout, deadline=deadline)
     try:
         connection.ehlo_or_helo_if_needed()
         if settings.security == "starttls":
@@ -741,11 +959,20 @@ def _quit(connection: smtplib.SMTP) -> None:
         _close(connection)
 
 
-def _attempt(settings: MailSettings, sender: str, recipients: Sequence[str], data: bytes) -> _Outcome:
+# A large message takes time to upload on an office line: its session gets this much longer, per byte.
+_UPLOAD_BYTES_PER_SECOND = 250_000  # 2 Mbit/s
+
+
+def _attempt(settings: MailSettings, sender: str, recipients: Sequence[str], data: bytes,
+             on_handover: Callable[[], None] | None = None) -> _Outcome:
+    """One SMTP session; it ends, whatever the server does, within settings.timeout_seconds (plus the
+    time the message takes to upload at 2 Mbit/s). `on_handover()` is called just before the message
+    itself is written: from then on the server may end up holding it."""
+    deadline = time.monotonic() + float(settings.timeout_seconds) + len(data) / _UPLOAD_BYTES_PER_SECOND
     connection: smtplib.SMTP | None = None
     try:
         try:
-            connection = _open(settings)
+            connection = _open(settings, deadline)
             server_limit = connection.esmtp_features.get("size", "")
             if server_limit.isdigit() and 0 < int(server_limit) < len(data):
                 raise MailTooLarge(
@@ -772,8 +999,10 @@ def _attempt(settings: MailSettings, sender: str, recipients: Sequence[str], dat
             code, reply = connection.docmd("DATA")
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
-            # The terminating "." goes last in this one write: if the write fails, the server cannot hold
-            # a complete message, so trying again cannot produce a second copy.
+            if on_handover is not None:
+                on_handover()
+            # The terminating "." goes last in this one write: if the write fails (or runs out of time), the
+            # server cannot hold a complete message, so trying again cannot produce a second copy.
             connection.send(data)
         except (_Failure, MailError):
             raise
@@ -782,8 +1011,16 @@ def _attempt(settings: MailSettings, sender: str, recipients: Sequence[str], dat
         try:
             code, reply = connection.getreply()
         except (OSError, smtplib.SMTPException) as exc:
-            raise _Failure(f"mất kết nối với máy chủ thư {_server(settings)} sau khi đã gửi toàn bộ nội dung thư, "
-                           f"trước khi máy chủ xác nhận ({exc})", retry=False, uncertain=True) from exc
+            # The server has the whole message and may have queued it: never retried.
+            if isinstance(exc, TimeoutError):
+                description = (f"máy chủ thư {_server(settings)} không xác nhận đã nhận thư trong {_seconds(settings)} "
+                               f"giây (giới hạn timeout_seconds của một lần gửi) sau khi đã gửi toàn bộ nội dung thư")
+            elif isinstance(exc, _ReplyFlood):
+                description = _flood_description(settings, after_data=True)
+            else:
+                description = (f"mất kết nối với máy chủ thư {_server(settings)} sau khi đã gửi toàn bộ nội dung "
+                               f"thư, trước khi máy chủ xác nhận ({exc})")
+            raise _Failure(description, retry=False, uncertain=True) from exc
         reply_text = _reply_text(reply)
         if code == 250:
             _quit(connection)
@@ -828,13 +1065,22 @@ def _without_bcc(message: Message) -> Message:
     return stripped
 
 
-def send_message(settings: MailSettings, message: Message, *, recipients: Sequence[str] | None = None) -> None:
+def send_message(settings: MailSettings, message: Message, *, recipients: Sequence[str] | None = None,
+                 on_handover: Callable[[], None] | None = None) -> None:
     """Deliver `message` once to its To/Cc/Bcc addresses (or `recipients`), retrying what is safe to retry.
+
+    `on_handover()` runs each time the message itself is about to be written to a server (after DATA
+    was accepted): the caller records there that the message's fate may no longer be known.
 
     Retries connection failures and 4xx replies with backoff_seconds * 2**attempt between attempts, up to
     settings.retries attempts; a 5xx reply, a refused login or a missing STARTTLS ends at once. A recipient
     refused with 4xx while others accepted is retried alone, so nobody gets two copies. Raises MailError
     (Vietnamese, with the server's reply); check `resend_safe` before queuing the message again.
+
+    Each attempt is one SMTP session that ends within settings.timeout_seconds whatever the server does
+    (a server answering one byte at a time is cut off at the deadline, one flooding a reply as soon as the
+    reply passes _REPLY_MAX_LINES / _REPLY_MAX_BYTES), so the call returns within retries × timeout_seconds
+    plus the backoffs; only resolving the host name is outside that bound.
     """
     if not settings.host:
         raise MailConfigError("Chưa cấu hình máy chủ thư (host); không gửi được thư.")
@@ -859,7 +1105,7 @@ def send_message(settings: MailSettings, message: Message, *, recipients: Sequen
     attempt = 0
     for attempt in range(1, attempts + 1):
         try:
-            outcome = _attempt(settings, sender, pending, data)
+            outcome = _attempt(settings, sender, pending, data, on_handover)
         except MailTooLarge as exc:
             exc.delivered_to = tuple(delivered)
             raise

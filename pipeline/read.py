@@ -7,6 +7,7 @@ python-calamine for the grid and the standard library for the few OOXML details 
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
 import zipfile
@@ -17,7 +18,7 @@ from typing import Any
 
 from pipeline.form import FormDefinition
 from pipeline.issues import Issue, make_issue
-from pipeline.screen import DEFAULT_LIMITS, Limits, column_name, screen
+from pipeline.screen import DEFAULT_LIMITS, Limits, column_name, read_failure, read_inbox_file, screen
 from pipeline.sheets import FormulaWithoutValue, SheetTooLarge, fallback_workbook, open_workbook
 from pipeline.textnorm import fold
 from pipeline.token import TOKEN_SHEET, Token, parse_token
@@ -88,16 +89,22 @@ def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEF
                     raw: bytes | None = None) -> ReadResult:
     """Screen the file, open it, and locate the form. Never raises for anything the file contains.
 
-    `raw`, when given, is the file's content already read by the caller.
+    `raw`, when given, is the file's content already read by the caller (screen.read_inbox_file);
+    otherwise it is read here, once. Either way no reader below opens the file again: every one of them
+    works on these bytes, so what is judged is what was read and hashed.
     """
     path = Path(path)
+    if raw is None:
+        try:
+            raw = read_inbox_file(path, limits)
+        except OSError as exc:
+            return ReadResult(format="rejected", issues=[read_failure(exc, limits)])
     screened = screen(path, limits, raw)
     if screened.issue is not None:
         return ReadResult(format="rejected", issues=[screened.issue])
     try:
-        # calamine reads the bytes already in memory rather than opening the file again.
         data = screened.decrypted if screened.decrypted is not None else raw
-        return _read_screened(path, screened.kind, data, screened.oversized_sheets, form, limits)
+        return _read_screened(screened.kind, data, screened.oversized_sheets, form, limits)
     except MemoryError:
         return ReadResult(format="rejected", issues=[make_issue("reader_out_of_memory")])
     except (KeyboardInterrupt, SystemExit):
@@ -111,12 +118,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
-def _read_screened(path: Path, kind: str, data: bytes | None, oversized: tuple[str, ...],
+def _in_memory(data: bytes) -> io.BytesIO:
+    """The file's bytes where a reader of sheets.py takes a path: the fallback readers (openpyxl, the ODS
+    reader) would otherwise open the inbox entry again."""
+    return io.BytesIO(data)
+
+
+def _read_screened(kind: str, data: bytes, oversized: tuple[str, ...],
                    form: FormDefinition, limits: Limits) -> ReadResult:
-    book = open_workbook(path, kind, data)
+    book = open_workbook(_in_memory(data), kind, data)
     # Sheet part names cost an XML parse; only oversized sheets and blank data cells need them.
     needs_parts = kind == "xlsx"
-    sheet_parts: dict[str, str] = _ooxml_sheet_parts(path) if needs_parts and oversized else {}
+    sheet_parts: dict[str, str] = _ooxml_sheet_parts(data) if needs_parts and oversized else {}
     visible = book.visible_sheets()
     token = _read_token(book, limits)
     issues: list[Issue] = []
@@ -127,7 +140,7 @@ def _read_screened(path: Path, kind: str, data: bytes | None, oversized: tuple[s
             skipped.append(make_issue("sheet_too_large", sheet=name, extent="quá nhiều hàng/cột"))
             continue
         try:
-            grid, merged = _sheet_grid(book, path, kind, data, name, limits)
+            grid, merged = _sheet_grid(book, kind, data, name, limits)
         except SheetTooLarge as too_large:
             skipped.append(make_issue("sheet_too_large", sheet=name,
                                       extent=f"{too_large.height} hàng × {too_large.width} cột"))
@@ -139,8 +152,8 @@ def _read_screened(path: Path, kind: str, data: bytes | None, oversized: tuple[s
             partial = partial or located
             continue
         if needs_parts and any(cell.value is None for row in located.rows for cell in row.cells.values()):
-            sheet_parts = sheet_parts or _ooxml_sheet_parts(path)
-            _mark_formulas(path, sheet_parts.get(name, ""), located)
+            sheet_parts = sheet_parts or _ooxml_sheet_parts(data)
+            _mark_formulas(data, sheet_parts.get(name, ""), located)
         issues.extend(structure_issues(located, form))
         return ReadResult(format=kind, form=located, issues=issues, sheets=tuple(visible), token=token)
     if partial is not None:
@@ -165,7 +178,7 @@ def _read_token(book, limits: Limits) -> Token | None:
     return None
 
 
-def _sheet_grid(book, path: Path, kind: str, data: bytes | None, name: str,
+def _sheet_grid(book, kind: str, data: bytes, name: str,
                 limits: Limits) -> tuple[list[list[Any]], list]:
     args = (MAX_SCAN_ROWS, limits.max_cells, limits.max_columns)
     try:
@@ -173,7 +186,7 @@ def _sheet_grid(book, path: Path, kind: str, data: bytes | None, name: str,
     except SheetTooLarge:
         raise
     except Exception:  # calamine opened the book but not this sheet: let the format's own reader try
-        second = fallback_workbook(path, kind, data)
+        second = fallback_workbook(_in_memory(data), kind, data)
         if second is None or isinstance(book, type(second)):
             raise
         return second.grid(name, *args)
@@ -489,12 +502,12 @@ _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}
 _NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _ooxml_sheet_parts(path: Path) -> dict[str, str]:
+def _ooxml_sheet_parts(data: bytes) -> dict[str, str]:
     """Sheet name → zip member path, from workbook.xml and its relationships."""
     from defusedxml import ElementTree
 
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(_in_memory(data)) as archive:
             workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
             rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
     except Exception:  # strict-OOXML namespaces or odd packaging: formulas then go unchecked
@@ -512,7 +525,7 @@ def _ooxml_sheet_parts(path: Path) -> dict[str, str]:
     return parts
 
 
-def _mark_formulas(path: Path, part: str, located: RawForm) -> None:
+def _mark_formulas(data: bytes, part: str, located: RawForm) -> None:
     """Blank-looking data cells that hold a formula with no cached number, or an error value."""
     from defusedxml import ElementTree
 
@@ -522,7 +535,7 @@ def _mark_formulas(path: Path, part: str, located: RawForm) -> None:
     if not part or not wanted:
         return
     try:
-        with zipfile.ZipFile(path) as archive, archive.open(part) as stream:
+        with zipfile.ZipFile(_in_memory(data)) as archive, archive.open(part) as stream:
             for _, element in ElementTree.iterparse(stream, events=("end",)):
                 if element.tag != f"{_NS_MAIN}c":
                     if element.tag == f"{_NS_MAIN}row":

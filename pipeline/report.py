@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from pipeline.consolidate import Consolidation
+from pipeline.textnorm import printable
 
 SUBMISSIONS_COLUMNS = ("file", "unit_code", "status", "modified_at", "sha256", "errors", "warnings")
 VALUES_COLUMNS = ("unit_code", "year", "metric", "value", "file", "sheet", "cell")
@@ -26,7 +27,9 @@ _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(text: str) -> str:
-    """A CSV cell opened in a spreadsheet must never run as a formula."""
+    """A CSV cell from outside, safe to open in a spreadsheet: one line (control characters and line
+    breaks escaped, so no record breaks and no later line can start a formula) that never runs as one."""
+    text = printable(text)
     return "'" + text if text.startswith(_FORMULA_TRIGGERS) else text
 
 

@@ -22,6 +22,7 @@ from pipeline.isolation import IsolationSettings, ReaderPool, ReadOutcome, read_
 from pipeline.issues import clip_issues, make_issue
 from pipeline.normalize import Normalized, normalize_form
 from pipeline.registry import Registry, load_registry
+from pipeline.textnorm import printable
 from pipeline.token import TOKEN_SHEET
 from pipeline.token import verify as verify_token
 
@@ -77,10 +78,12 @@ class Prepared:
 def prepare(read: ReadOutcome, form: FormDefinition) -> Prepared:
     result = read.result
     located = result.form
-    prepared = Prepared(read.sha256, result.format, result.sheets, list(result.issues), token=result.token)
+    # Sheet names come from the submitter: shown in every output, so made printable once, here.
+    prepared = Prepared(read.sha256, result.format, tuple(printable(s) for s in result.sheets), list(result.issues),
+                        token=result.token)
     if located is not None:
         prepared.located = True
-        prepared.sheet = located.sheet
+        prepared.sheet = printable(located.sheet)
         prepared.unit_line, prepared.unit_line_cell = located.unit_line, located.unit_line_cell
         prepared.numbers = normalize_form(located, form.years)
         if any(i.severity != "info" for i in (*prepared.issues, *prepared.numbers.issues)):

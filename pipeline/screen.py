@@ -7,9 +7,12 @@ This module decides what a file really is from its bytes, and refuses what no pa
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import os
 import re
+import stat
 import struct
 import zipfile
 import zlib
@@ -58,11 +61,9 @@ def _reject(code: str, **fields: object) -> Screened:
 def screen(path: Path, limits: Limits = DEFAULT_LIMITS, raw: bytes | None = None) -> Screened:
     if raw is None:
         try:
-            raw = read_bounded(path, limits)
-        except FileTooLarge as exc:
-            return _reject("file_too_large", size=_megabytes(exc.size), limit=_megabytes(limits.max_file_bytes))
+            raw = read_inbox_file(path, limits)
         except OSError as exc:
-            return _reject("file_unreadable", detail=exc.strerror or type(exc).__name__)
+            return Screened(kind="rejected", issue=read_failure(exc, limits))
     elif len(raw) > limits.max_file_bytes:
         return _reject("file_too_large", size=_megabytes(len(raw)), limit=_megabytes(limits.max_file_bytes))
     head = raw[:4096]
@@ -76,18 +77,115 @@ def screen(path: Path, limits: Limits = DEFAULT_LIMITS, raw: bytes | None = None
 
 
 class FileTooLarge(OSError):
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, sha256: str = "") -> None:
         super().__init__(f"{size} bytes")
         self.size = size
+        self.sha256 = sha256  # of the whole file, hashed from the same open handle; "" when not known
 
 
-def read_bounded(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """The whole file, unless it is larger than any submission could be."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > limits.max_file_bytes:
-            raise FileTooLarge(size)
-        return handle.read(limits.max_file_bytes + 1)
+class NotRegularFile(OSError):
+    """The inbox entry is no longer the regular file the scan listed (a link, pipe, device, folder)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file: {kind}")
+        self.kind = kind  # Vietnamese, for the issue
+
+    @property
+    def detail(self) -> str:
+        return f"tệp đã bị thay đổi trong lúc đọc: không còn là tệp thông thường mà là {self.kind}"
+
+
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+_FOLLOWS_LINKS = not hasattr(os, "O_NOFOLLOW")  # Windows: no way to refuse a link at open time
+_LINK_ERRORS = {errno.ELOOP, getattr(errno, "EMLINK", errno.ELOOP), getattr(errno, "EFTYPE", errno.ELOOP)}
+_BLOCK = 1 << 20
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "một liên kết (symlink)"
+    if stat.S_ISFIFO(mode):
+        return "một ống dẫn (FIFO)"
+    if stat.S_ISDIR(mode):
+        return "một thư mục"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "một tệp thiết bị"
+    if stat.S_ISSOCK(mode):
+        return "một socket"
+    return "một mục không phải tệp"
+
+
+def read_inbox_file(path: Path | str, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The whole content of an inbox entry, read once, from one handle, unless it is larger than any
+    submission could be (FileTooLarge, carrying the file's sha256).
+
+    The scan listed a regular file, but the entry may have been swapped since. The last path component
+    is opened without following a link and without blocking (a FIFO would wait for a writer for ever),
+    and the handle, not the name, must be a regular file; else NotRegularFile. Every reader of a
+    submission goes through here, so what is hashed is what is judged.
+    """
+    if _FOLLOWS_LINKS:
+        # Best effort where open() cannot refuse links: a link swapped in between here and the open wins.
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG  # let the open report it
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(_kind(mode))
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS:
+            raise NotRegularFile(_kind(stat.S_IFLNK)) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(_kind(info.st_mode))
+        cap = limits.max_file_bytes
+        if info.st_size > cap:
+            raise FileTooLarge(info.st_size, _hash_rest(fd, hashlib.sha256()))
+        # One read of the size fstat gave, one more to see the end; a file still growing is read on, up
+        # to one byte past the cap.
+        blocks: list[bytes] = []
+        total, want = 0, info.st_size + 1
+        while block := os.read(fd, min(want, cap + 1 - total)):
+            blocks.append(block)
+            total += len(block)
+            if total > cap:
+                digest = hashlib.sha256()
+                for part in blocks:
+                    digest.update(part)
+                size = max(total, os.fstat(fd).st_size)
+                raise FileTooLarge(size, _hash_rest(fd, digest))
+            want = _BLOCK
+        return blocks[0] if len(blocks) == 1 else b"".join(blocks)
+    finally:
+        os.close(fd)
+
+
+def _hash_rest(fd: int, digest) -> str:
+    """The digest, updated with the handle's bytes from where it stands to the end."""
+    while block := os.read(fd, _BLOCK):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+read_bounded = read_inbox_file  # the former name
+
+
+def read_failure(exc: OSError, limits: Limits = DEFAULT_LIMITS) -> Issue:
+    """The issue of a file `read_inbox_file` could not read."""
+    if isinstance(exc, FileTooLarge):
+        return make_issue("file_too_large", size=_megabytes(exc.size), limit=_megabytes(limits.max_file_bytes))
+    if isinstance(exc, NotRegularFile):
+        detail = exc.detail
+    elif exc.errno == errno.ENOENT:
+        detail = "tệp đã bị xoá hoặc đổi tên sau khi quét hộp thư"
+    else:
+        return make_issue("file_unreadable", detail=exc.strerror or type(exc).__name__)
+    return make_issue("file_changed", detail=detail)
 
 
 # ---------------------------------------------------------------- non-spreadsheet content

@@ -1,7 +1,9 @@
 """The copies of the form the province hands out: one per unit, plus a blank one.
 
-Each unit's copy already names the unit and carries the quota the province allocated, so the two
-things units most often get wrong (which unit they are, what their quota was) are not theirs to type.
+Each unit's copy already names the unit and, when the registry allocates every year, carries the
+quota locked, so the two things units most often get wrong (which unit they are, what their quota
+was) are not theirs to type; without a full allocation the quota column is left for the unit to type,
+and the instructions sheet says which of the two the copy does.
 The numbers they do type are limited to whole numbers by Excel itself, the sheet is protected so
 rows cannot be inserted above the table, and a very hidden token sheet lets the pipeline recognise
 the copy even after the file and the unit line have been renamed.
@@ -282,16 +284,39 @@ def _input_runs(layout: _Layout, locked_quota: bool) -> list[tuple[int, int]]:
     return runs
 
 
-def _guide_lines(form: FormDefinition, unit: Unit | None, deadline: str | None,
-                 file_name: str) -> list[tuple[str, str]]:
-    """(style, text) lines of the instructions sheet."""
+QUOTA_COLUMN = "Cột \"Chỉ tiêu được giao kết nạp Đảng\""
+
+
+def _quota_line(form: FormDefinition, unit: Unit | None, quotas: dict[int, int],
+                allocated: dict[int, int]) -> str:
+    """What the copy does with the quota column: `quotas` are the cells written (and locked), `allocated`
+    what the registry holds for the unit (all of it, some years or none)."""
+    if unit is None:
+        return f"{QUOTA_COLUMN} ghi đúng chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ hằng năm."
+    if quotas:
+        return (f"{QUOTA_COLUMN} đã ghi sẵn chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ cho đơn vị và được khóa; "
+                "nếu thấy chưa đúng, liên hệ Ban Tổ chức – Kiểm tra, không tự sửa.")
+    if allocated:
+        known = ", ".join(f"năm {year}: {allocated[year]:,}".replace(",", ".") for year in sorted(allocated))
+        missing = ", ".join(str(year) for year in form.years if year not in allocated)
+        return (f"{QUOTA_COLUMN} để trống, không khóa: biểu mẫu chưa ghi sẵn chỉ tiêu vì Tỉnh đoàn mới phân bổ "
+                f"chỉ tiêu cho đơn vị {known} (chưa có năm {missing}). Đơn vị tự ghi chỉ tiêu được giao của "
+                "từng năm vào các ô nền vàng, năm đã phân bổ ghi đúng số trên; năm nào chưa được giao chỉ tiêu "
+                "thì ghi 0.")
+    return (f"{QUOTA_COLUMN} để trống, không khóa: biểu mẫu chưa ghi sẵn chỉ tiêu vì Tỉnh đoàn chưa phân bổ "
+            "chỉ tiêu cho đơn vị. Đơn vị tự ghi chỉ tiêu Ban Thường vụ Tỉnh đoàn giao của từng năm vào các ô "
+            "nền vàng; năm nào chưa được giao chỉ tiêu thì ghi 0.")
+
+
+def _guide_lines(form: FormDefinition, unit: Unit | None, deadline: str | None, file_name: str,
+                 quotas: dict[int, int] | None = None,
+                 allocated: dict[int, int] | None = None) -> list[tuple[str, str]]:
+    """(style, text) lines of the instructions sheet; `quotas` the quota cells the form sheet holds."""
     change = next((r for r in form.rules if r.kind == "max_change"), None)
     percent = f"{change.max_ratio:.0%}" if change else "50%"
-    quota_line = ("Cột \"Chỉ tiêu được giao kết nạp Đảng\" đã ghi sẵn chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ "
-                  "cho đơn vị và được khóa; nếu thấy chưa đúng, liên hệ Ban Tổ chức – Kiểm tra, không tự sửa."
-                  if unit else
-                  "Cột \"Chỉ tiêu được giao kết nạp Đảng\" ghi đúng chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ "
-                  "hằng năm.")
+    quotas = quotas or {}
+    allocated = quotas if allocated is None else allocated
+    quota_line = _quota_line(form, unit, quotas, allocated)
     lines: list[tuple[str, str]] = [("title", "HƯỚNG DẪN ĐIỀN VÀ GỬI BIỂU MẪU"), ("", "")]
     if unit:
         lines.append(("strong", f"Đơn vị: {unit.name} (mã {unit.code})"))
@@ -321,9 +346,10 @@ def _guide_lines(form: FormDefinition, unit: Unit | None, deadline: str | None,
         ("text", "- Mọi ô số liệu là số nguyên, không âm."),
         ("text", "- Số đoàn viên ưu tú (ĐVUT) không lớn hơn tổng số đoàn viên."),
         ("text", "- Tổng số học sinh, sinh viên, TNCCN được kết nạp Đảng không lớn hơn số ĐVUT."),
-        ("text", "- Chỉ tiêu được giao kết nạp Đảng ghi đúng theo phân bổ của Tỉnh đoàn."),
-        ("text", f"- Tổng số đoàn viên thay đổi hơn {percent} so với năm trước sẽ được hỏi lại."),
     ]
+    if unit is None or allocated:  # checked against the registry, which holds nothing for this unit otherwise
+        lines.append(("text", "- Chỉ tiêu được giao kết nạp Đảng ghi đúng theo phân bổ của Tỉnh đoàn."))
+    lines.append(("text", f"- Tổng số đoàn viên thay đổi hơn {percent} so với năm trước sẽ được hỏi lại."))
     return lines
 
 
@@ -333,11 +359,12 @@ def _deadline_sentence(deadline: str | None) -> str:
 
 
 def _write_guide_sheet(workbook: Any, fmt: _Formats, form: FormDefinition, unit: Unit | None,
-                       deadline: str | None, file_name: str) -> None:
+                       deadline: str | None, file_name: str, quotas: dict[int, int],
+                       allocated: dict[int, int]) -> None:
     ws = workbook.add_worksheet(GUIDE_SHEET)
     ws.set_column(0, 0, GUIDE_WIDTH)
     styles = {"title": fmt.guide_title, "head": fmt.guide_head, "text": fmt.guide_text, "strong": fmt.guide_strong}
-    for row, (style, text) in enumerate(_guide_lines(form, unit, deadline, file_name)):
+    for row, (style, text) in enumerate(_guide_lines(form, unit, deadline, file_name, quotas, allocated)):
         if text:
             ws.write_string(row, 0, text, styles[style])
         lines = -(-len(text) // GUIDE_CHARS_PER_LINE)
@@ -360,7 +387,8 @@ def _write_token_sheet(workbook: Any, unit: Unit, form: FormDefinition) -> None:
 
 
 def _write_workbook(path: Path, form: FormDefinition, province: str, unit: Unit | None,
-                    quotas: dict[int, int], deadline: str | None) -> Path:
+                    quotas: dict[int, int], deadline: str | None,
+                    allocated: dict[int, int] | None = None) -> Path:
     import xlsxwriter
 
     path = Path(path)
@@ -382,7 +410,8 @@ def _write_workbook(path: Path, form: FormDefinition, province: str, unit: Unit 
                                  "company": f"Tỉnh đoàn {province}", "author": f"Tỉnh đoàn {province}"})
         fmt = _Formats(workbook)
         _write_form_sheet(workbook, fmt, form, province, unit, quotas, _report_year(form, deadline))
-        _write_guide_sheet(workbook, fmt, form, unit, deadline, path.name)
+        _write_guide_sheet(workbook, fmt, form, unit, deadline, path.name, quotas,
+                           quotas if allocated is None else allocated)
         if unit is not None:
             _write_token_sheet(workbook, unit, form)
         workbook.close()
@@ -398,12 +427,12 @@ def write_unit_template(path: Path | str, form: FormDefinition, registry: Regist
     """One unit's copy: unit line, quotas and token filled in, input cells validated, sheet protected."""
     if isinstance(unit, str):
         unit = registry.unit(unit)
-    quotas = {year: registry.quotas[(unit.code, year)] for year in form.years
-              if (unit.code, year) in registry.quotas}
-    if len(quotas) != len(form.years):
-        # A partial allocation cannot be half locked; the unit types the whole column instead.
-        quotas = {}
-    return _write_workbook(Path(path), form, province, unit, quotas, deadline)
+    allocated = {year: registry.quotas[(unit.code, year)] for year in form.years
+                 if (unit.code, year) in registry.quotas}
+    # A partial allocation cannot be half locked; the unit types the whole column instead, and the
+    # instructions say so (and give the years the province did allocate).
+    quotas = allocated if len(allocated) == len(form.years) else {}
+    return _write_workbook(Path(path), form, province, unit, quotas, deadline, allocated)
 
 
 def write_blank_template(path: Path | str, form: FormDefinition, province: str = DEFAULT_PROVINCE,

@@ -482,18 +482,28 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
                                   (line.achievement, f.percent)])
         widths.see(1, name)
     last_unit_row = row
-    for year in c.form.years:
+    province = c.province_quotas(lines)
+    for year, figures in province.items():
+        # Allocated, reported, admitted and the ratio all over the same units: the accepted ones with a quota.
         row += 1
-        year_lines = [line for line in lines if line.year == year]
-        allocated = sum(line.allocated or 0 for line in year_lines)
-        admitted = sum(line.admitted or 0 for line in year_lines)
-        reported = sum(line.reported or 0 for line in year_lines)
-        reporting = sum(1 for line in year_lines if line.admitted is not None)
-        sheet.stream_row(row, 0, [("TỈNH", f.total),
-                                  (f"Toàn tỉnh {year} ({reporting}/{len(year_lines)} đơn vị có số liệu)", f.total),
-                                  (year, f.center), (allocated, f.number_bold), (reported, f.number_bold),
-                                  (admitted, f.number_bold),
-                                  (admitted / allocated if allocated else None, f.percent_bold)])
+        label = f"Toàn tỉnh {year}: {len(figures.covered)} đơn vị hợp lệ có chỉ tiêu"
+        widths.see(1, label)
+        sheet.stream_row(row, 0, [("TỈNH", f.total), (label, f.total), (year, f.center),
+                                  (figures.allocated, f.number_bold), (figures.reported, f.number_bold),
+                                  (figures.admitted, f.number_bold), (figures.ratio, f.percent_bold)])
+    shown_apart = any(figures.allocated_all != figures.allocated for figures in province.values())
+    for year, figures in province.items() if shown_apart else ():
+        # Every unit's quota, shown apart under its own label: it is never divided by the admitted above.
+        row += 1
+        label = figures.allocated_all_label()
+        widths.see(1, label)
+        sheet.stream_row(row, 0, [(None, f.text), (label, f.text),
+                                  (year, f.center), (figures.allocated_all, f.number), (None, f.text),
+                                  (None, f.text), (None, f.text)])
+    row += 1
+    for note in coverage_notes(province):
+        row += 1
+        sheet.stream_row(row, 0, [(note, f.italic)])
     red = book.add_format({"bg_color": "#F8CBAD", "font_color": "#9C0006"})
     amber = book.add_format({"bg_color": "#FFE699", "font_color": "#7F6000"})
     green = book.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
@@ -507,6 +517,14 @@ def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
     _achievement_chart(book, sheet, f, c, lines, row + 3)
     _page_setup(sheet, header_rows=1)
     sheet.freeze_panes(1, 3)
+
+
+def coverage_notes(province: dict) -> list[str]:
+    """Which units the province ratios cover: one sentence for all years when it is the same, else one a year."""
+    sentences = {year: figures.coverage for year, figures in province.items()}
+    if len(set(sentences.values())) <= 1:
+        return [f"{sentence}." for sentence in set(sentences.values())]
+    return [f"Năm {year}: {sentence[:1].lower()}{sentence[1:]}." for year, sentence in sentences.items()]
 
 
 def _achievement_chart(book, sheet, f: _Formats, c: Consolidation, lines, top: int) -> None:

@@ -20,7 +20,7 @@ from openpyxl import load_workbook
 
 from pipeline.cli import main
 from pipeline.config import Config, ConfigError, PathsConfig, ReportConfig, load_config
-from pipeline.ledger import MIGRATIONS, Ledger
+from pipeline.ledger import LedgerError, MIGRATIONS, Ledger
 from pipeline.nightly import RunLocked, nightly_run
 
 RECEIVED = datetime(2024, 2, 8, 9, 30).timestamp()
@@ -114,7 +114,7 @@ def test_ledger_is_a_versioned_wal_database(tmp_path):
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     raw.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(LedgerError, match="phiên bản tonghop mới hơn"):
         Ledger(path)
 
 
@@ -309,7 +309,7 @@ def test_a_version_1_ledger_is_migrated_and_its_snapshots_still_read(tmp_path):
     raw.execute("INSERT INTO run_units VALUES (1, 'DT', 'accepted', 'a.xlsx', 'abc')")
     raw.close()
     with Ledger(path) as ledger:
-        assert ledger.version == len(MIGRATIONS) == 2
+        assert ledger.version == len(MIGRATIONS) == 3
         old = ledger.snapshot(1)
         assert old.values == {("DT", 2022, "members_total"): 1250}
         assert old.units == {"DT": ("accepted", "a.xlsx", "abc")}

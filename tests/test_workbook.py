@@ -149,8 +149,9 @@ def test_quota_sheet_achievement_is_admitted_over_allocated(sample, registry, fo
         assert achievement == pytest.approx(admitted / allocated), (code, year)
     assert {key[1] for key in province} == set(form.years)
     for (_, year), (allocated, reported, admitted, achievement) in province.items():
-        year_rows = [v for (code, y), v in units.items() if y == year]
-        assert allocated == sum(v[0] or 0 for v in year_rows)
+        # Over the same units on both sides: those with an allocation and an accepted report.
+        year_rows = [v for (code, y), v in units.items() if y == year and v[0] is not None and v[2] is not None]
+        assert allocated == sum(v[0] for v in year_rows)
         assert admitted == sum(v[2] or 0 for v in year_rows)
         assert achievement == pytest.approx(admitted / allocated)
 
