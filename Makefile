@@ -15,9 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	@# git does not keep modification times; give the samples the dates they were "received"
-	$(BIN)/python scripts/make_sample_inbox.py --touch-only
-	$(BIN)/tonghop run --inbox inbox --outbox outbox
+	$(BIN)/tonghop demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.consolidate import Consolidation
+from pipeline.formatting import format_number
 from pipeline.ledger import Snapshot
-from pipeline.validate import format_number
 
 # Kinds, in the order the board reads them.
 KINDS = {
+    "edition": "Mẫu biểu mới",
     "submission": "Bài nộp mới hoặc thay thế",
     "withdrawn": "Bài nộp không còn trong hộp thư",
     "accepted": "Đơn vị chuyển sang hợp lệ",
@@ -38,12 +39,16 @@ def snapshot_of(consolidation: Consolidation) -> Snapshot:
     units = {code: (consolidation.unit_status(code), o.name, o.sha256) for code, o in consolidation.submissions.items()}
     issues = {(o.unit, i.code, i.cell, i.severity, i.message) for o in consolidation.submissions.values()
               for i in o.issues if i.severity in ("error", "warning")}
-    return Snapshot(values, units, issues)
+    return Snapshot(values, units, issues, edition=consolidation.form.edition)
 
 
 def diff(previous: Snapshot | None, consolidation: Consolidation, current: Snapshot | None = None) -> list[Change]:
     """Changes from `previous` to `current` (default: the consolidation's own snapshot); with no earlier
-    run, one line saying what this first run received."""
+    run, one line saying what this first run received; with an earlier run of another edition of the form,
+    one line saying so (its metrics and years are not those of this edition, so nothing is compared).
+
+    A snapshot saved before editions were recorded (edition "") counts as the same edition: until then
+    only one edition existed, and its values are compared metric by metric as before."""
     current = current or snapshot_of(consolidation)
     if previous is None:
         # Every unit would be "new": one line says it without listing thousands of rows at national scale.
@@ -51,6 +56,11 @@ def diff(previous: Snapshot | None, consolidation: Consolidation, current: Snaps
         total = len(consolidation.registry.units)
         return [Change("submission", "", f"Lần tổng hợp đầu tiên: đã nhận bài nộp của {len(current.units)}/{total} "
                                          f"đơn vị, {accepted} đơn vị hợp lệ.")]
+    edition = current.edition or consolidation.form.edition
+    if previous.edition and previous.edition != edition:
+        return [Change("edition", "", f"Lần tổng hợp này dùng mẫu biểu mới \"{edition}\" (lần trước dùng mẫu "
+                                      f"\"{previous.edition}\"); số liệu của hai mẫu biểu không so sánh với nhau "
+                                      "nên không liệt kê thay đổi.", old=previous.edition, new=edition)]
     names = {u.code: u.name for u in consolidation.registry.units}
     labels = {m.key: m.label for m in consolidation.form.metrics}
     changes: list[Change] = []

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import logging.handlers
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,8 +13,11 @@ import click
 
 from pipeline import __version__
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.form import DEFAULT_FORM, FormDefinitionError
-from pipeline.registry import DEFAULT_REGISTRY, RegistryError
+from pipeline.form import DEFAULT_FORM, FormDefinitionError, load_form
+from pipeline.parallel import gc_paused
+from pipeline.registry import DEFAULT_REGISTRY, RegistryError, load_registry
+from pipeline.files import write_file_atomic as write_bytes_atomic
+from pipeline.templates import DEFAULT_OUT, DEFAULT_PROVINCE, format_deadline, write_all
 
 EXIT_CANNOT_RUN = 2
 EXIT_LOCKED = 75
@@ -121,11 +124,10 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
     _setup_logging(config)
     bar = _progress_bar()
     # A run builds hundreds of thousands of small acyclic objects; the cyclic collector only rescans them
-    # (measured 15–23 % of a 10,000-file run). The process ends when the run does.
-    gc.freeze()
-    gc.disable()
+    # (see parallel.gc_paused). The process ends when the run does.
     try:
-        result = nightly_run(config, force=force, progress=bar.update if bar else None)
+        with gc_paused():
+            result = nightly_run(config, force=force, progress=bar.update if bar else None)
     except RunLocked:
         _fail(f"Đang có một lần tổng hợp khác chạy trên {config.paths.outbox}; lần này dừng lại. Hãy thử lại sau.",
               EXIT_LOCKED)
@@ -136,8 +138,6 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
         _fail(f"Lần tổng hợp dừng vì một lỗi không lường trước ({type(exc).__name__}: {exc}); chi tiết trong "
               f"{config.paths.log_path}. Hãy gửi tệp nhật ký đó cho người quản trị.")
     finally:
-        gc.enable()
-        gc.unfreeze()
         if bar:
             bar.close()
     for warning in result.warnings:
@@ -157,6 +157,27 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
     for mail in result.mails:
         detail = f": {mail.error}" if mail.error else ""
         click.echo(f"Thư {mail.message_id}: {MAIL_STATE_TEXT.get(mail.state, mail.state)}{detail}")
+
+
+@main.command()
+@click.option("--inbox", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The sample inbox [default: inbox].")
+@click.option("--outbox", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder the run is written to [default: outbox].")
+@click.pass_context
+def demo(ctx: click.Context, inbox: Path | None, outbox: Path | None) -> None:
+    """Consolidate the bundled sample inbox (what `make demo` does): its files get back their received times."""
+    from pipeline.demo import SAMPLE_INBOX, SAMPLE_TIMES, restore_received_times
+
+    folder = inbox or SAMPLE_INBOX
+    try:
+        restored = restore_received_times(folder, SAMPLE_TIMES)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(f"Không chuẩn bị được hộp thư mẫu {folder} ({exc}).")
+    if restored.missing:
+        _fail(f"Hộp thư mẫu {folder} thiếu {len(restored.missing)} tệp: {', '.join(restored.missing)}.")
+    click.echo(f"Hộp thư mẫu: đã đặt lại thời gian nhận của {restored.files} tệp trong {folder}.")
+    ctx.invoke(run, inbox=folder, outbox=outbox or Path("outbox"))
 
 
 class _Bar:
@@ -190,6 +211,7 @@ def _progress_bar() -> _Bar | None:
 def check(files: tuple[Path, ...], registry, form_path, config_path, workers, timeout) -> None:
     """Check files as they arrive: verdict and issues for each, nothing written."""
     from pipeline.intake import InboxFile, junk_reason
+    from pipeline.consolidate import RunSettings
     from pipeline.isolation import IsolationSettings
     from pipeline.run import Options, process
     from pipeline.textnorm import display_name
@@ -202,7 +224,7 @@ def check(files: tuple[Path, ...], registry, form_path, config_path, workers, ti
         entries.append(InboxFile(path=path, name=display_name(path.name), size=st.st_size, mtime=st.st_mtime,
                                  junk_reason=junk_reason(display_name(path.name))))
     options = Options(registry=config.paths.registry, form=config.paths.form or DEFAULT_FORM,
-                      deadline=config.report.deadline,
+                      settings=RunSettings(deadline=config.report.deadline),
                       isolation=IsolationSettings(workers=config.report.workers,
                                                   timeout_seconds=config.report.timeout_seconds))
     try:
@@ -273,12 +295,18 @@ def status(outbox, inbox, config_path, limit) -> None:
 @main.command()
 @click.option("--cron", "kind", flag_value="cron", help="A crontab line.")
 @click.option("--systemd", "kind", flag_value="systemd", help="A systemd service and timer.")
-@click.option("--windows", "kind", flag_value="windows", help="A schtasks command.")
+@click.option("--windows", "kind", flag_value="windows",
+              help="A Task Scheduler task: writes its XML and a .cmd wrapper, prints the schtasks command.")
 @click.option("--at", "at", default="02:00", show_default=True, help="Time of day (HH:MM).")
+@click.option("--every", "every", type=click.IntRange(1, 1440), default=None,
+              help="Run every N minutes all day instead of once a night.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for the Windows task files [default: the current folder].")
+@click.option("--install", is_flag=True, help="With --windows, on Windows: register the task now.")
 @config_option
-def schedule(kind, at, config_path) -> None:
-    """Print a nightly schedule for this installation, ready to install."""
-    from pipeline.status import schedule_text
+def schedule(kind, at, every, out_dir, install, config_path) -> None:
+    """Print (and for Windows write) a schedule for this installation, ready to install."""
+    from pipeline import schedule as schedules
 
     if kind is None:
         _fail("Hãy chọn một trong --cron, --systemd, --windows.")
@@ -288,16 +316,89 @@ def schedule(kind, at, config_path) -> None:
             raise ValueError
     except ValueError:
         _fail(f"Giờ chạy không hợp lệ: {at} (dạng HH:MM).")
-    config_file = config_path.resolve() if config_path else (Path.cwd() / "tonghop.toml")
-    click.echo(schedule_text(kind, hour, minute, Path.cwd().resolve(), Path(sys.argv[0]).resolve()
-                             if Path(sys.argv[0]).stem == "tonghop" else None,
-                             config_file if config_file.exists() else None), nl=False)
+    if install and kind != "windows":
+        _fail("--install chỉ dùng cùng --windows.")
+    config = _config(config_path)
+    workdir = Path.cwd().resolve()
+    config_file = config_path.resolve() if config_path else (workdir / "tonghop.toml")
+    argv0 = Path(sys.argv[0])
+    executable = argv0.resolve() if argv0.stem.lower() == "tonghop" else None
+    command = schedules.run_command(executable, config_file if config_file.exists() else None)
+    log_file = (workdir / config.paths.outbox).resolve() / schedules.TASK_LOG
+    plan = schedules.Schedule(hour, minute, workdir, command, log_file, every_minutes=every or 0)
+    if kind == "cron":
+        click.echo(schedules.cron_text(plan), nl=False)
+        return
+    if kind == "systemd":
+        click.echo(schedules.systemd_text(plan), nl=False)
+        return
+    folder = (out_dir or workdir).resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, data in schedules.windows_files(plan, folder).items():
+            write_bytes_atomic(path, data)
+    except OSError as exc:
+        _fail(f"Không ghi được tệp lịch chạy vào {folder} ({exc.strerror or exc}).")
+    register = schedules.schtasks_command(folder / schedules.TASK_XML)
+    click.echo(f"Đã ghi {folder / schedules.TASK_XML} và {folder / schedules.TASK_CMD}.")
+    click.echo("Đăng ký lịch chạy (mở PowerShell hoặc Command Prompt, chạy một lần):")
+    click.echo("  " + subprocess.list2cmdline(register))
+    if install:
+        if sys.platform != "win32":
+            _fail("--install chỉ chạy được trên Windows; trên máy này hãy dùng --cron hoặc --systemd.")
+        done = subprocess.run(register, capture_output=True, text=True)
+        if done.returncode != 0:
+            _fail(f"schtasks không đăng ký được lịch chạy: {(done.stderr or done.stdout).strip()}")
+        click.echo("Đã đăng ký lịch chạy \"tonghop\" trong Task Scheduler.")
 
 
+@main.command("templates")
+@click.option("--registry", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_REGISTRY,
+              show_default=True, help="Registry workbook: units and allocated quotas to fill in.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
+              show_default=True, help="Folder for the per-unit copies (the blank copy goes to its parent "
+                                      "unless --out is given).")
+@click.option("--form", "form_path", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_FORM,
+              show_default=True, help="Form definition (TOML) under schemas/.")
+@click.option("--deadline", default=None, metavar="YYYY-MM-DD",
+              help="Due date printed on the instructions sheet, e.g. 2024-02-10.")
+@click.option("--province", default=DEFAULT_PROVINCE, show_default=True, help="Province name printed on the form.")
+@click.pass_context
+def templates_command(ctx: click.Context, registry: Path, out_dir: Path, form_path: Path, deadline: str | None,
+                      province: str) -> None:
+    """Write one protected copy of the form per registry unit, plus a blank copy."""
+    try:
+        format_deadline(deadline)
+        form = load_form(form_path)
+        units = load_registry(registry)
+    except (ValueError, RegistryError, FormDefinitionError) as exc:  # the message is already Vietnamese
+        _fail(str(exc))
+    out_given = ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT
+    blank_dir = out_dir if out_given else out_dir.parent
+    written = write_all(out_dir, form, units, deadline, province, blank_dir=blank_dir)
+    click.echo(f"Đã ghi {len(written) - 1} biểu mẫu đơn vị vào thư mục {out_dir}.")
+    click.echo(f"Biểu mẫu trống (chưa ghi đơn vị): {written[-1]}")
 
-from pipeline.templates import templates_command  # noqa: E402  (the command lives beside its library)
 
-main.add_command(templates_command)
+def _safe_output() -> None:
+    """Whatever the console's code page (cp1252, cp1258 on a Vietnamese Windows) or a redirected file's
+    encoding, printing never raises: UTF-8 where the output is a file or pipe (a .bat with "> log.txt",
+    Task Scheduler), the console's own encoding otherwise, and a replacement mark for what it cannot show."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue
+        try:
+            interactive = stream.isatty()
+        except (OSError, ValueError):
+            interactive = False
+        try:
+            if interactive:
+                reconfigure(errors="replace")
+            else:
+                reconfigure(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            pass
 
 
 def entry() -> None:
@@ -309,6 +410,7 @@ def entry() -> None:
     """
     # A log that cannot be written (a full disk) must not print a traceback over the run's own words.
     logging.raiseExceptions = False
+    _safe_output()
     try:
         main()
         code = 0

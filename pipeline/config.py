@@ -414,13 +414,19 @@ def load_config(path: Path | None = None) -> Config:
         path = candidate
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # Notepad on Windows saves UTF-8 with a byte-order mark, which TOML itself does not allow.
+        text = path.read_text(encoding="utf-8-sig")
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"Không đọc được tệp cấu hình {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"Tệp cấu hình {path} phải được lưu dạng UTF-8.") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Tệp cấu hình {path} sai cú pháp TOML: {exc}") from exc
+        hint = ""
+        if re.search(r'"[A-Za-z]:\\|"\\\\', text) or "escape" in str(exc) or "hex value" in str(exc):
+            hint = (" Đường dẫn Windows hãy viết trong dấu nháy đơn, ví dụ inbox = 'C:\\Users\\Ban To chuc\\inbox' "
+                    "(trong dấu nháy kép, dấu \\ phải viết hai lần).")
+        raise ConfigError(f"Tệp cấu hình {path} sai cú pháp TOML: {exc}.{hint}") from exc
     unknown = set(data) - {"paths", "report", "mail"}
     if unknown:
         raise ConfigError(f"Tệp cấu hình {path}: mục không hợp lệ {sorted(unknown)} (chỉ có [paths], [report], "

@@ -13,9 +13,10 @@ from pipeline.registry import Registry
 STATUSES = ("accepted", "rejected", "superseded", "ignored", "missing")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class FileOutcome:
-    """Everything the pipeline learnt about one inbox file."""
+    """Everything the pipeline learnt about one inbox file. Immutable: each stage that learns more makes a
+    new one (dataclasses.replace); `issues` is never changed in place either."""
 
     name: str
     path: Path
@@ -26,7 +27,7 @@ class FileOutcome:
     sheet: str = ""
     sheets: tuple[str, ...] = ()
     unit: str = ""
-    unit_source: str = ""  # "unit_line" | "file_name"
+    unit_source: str = ""  # "token" | "unit_line" | "file_name"
     status: str = ""
     values: dict[tuple[int, str], int | None] = field(default_factory=dict)
     cells: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -118,8 +119,22 @@ class ProvinceQuota:
         return f"Chỉ tiêu giao cả {self.units_allocated} đơn vị{shown} (không dùng để tính tỉ lệ)"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What a run is told rather than what it finds: printed on its outputs, or deciding what is late."""
+
+    province: str = "Bình Dương"
+    created: datetime = field(default_factory=datetime.now)
+    deadline: date | None = None
+    unit_sheet_limit: int = 60
+    feedback_limit: int = 60
+
+
+@dataclass(frozen=True)  # no slots: one per run, and assigning a property raises FrozenInstanceError too
 class Consolidation:
+    """The result of a run, made once by `consolidate` (the nightly job adds `changes`, the run its
+    `timings`, each through dataclasses.replace)."""
+
     form: FormDefinition
     registry: Registry
     files: list[FileOutcome]
@@ -127,13 +142,29 @@ class Consolidation:
     missing: list[str]
     totals: dict[tuple[int, str], int]
     issues: list[Issue]  # every issue of the run, files first, then missing units
-    province: str = "Bình Dương"
-    created: datetime = field(default_factory=datetime.now)
-    deadline: date | None = None
-    changes: list = field(default_factory=list)  # pipeline.changes.Change, filled by the nightly run
-    unit_sheet_limit: int = 60
-    feedback_limit: int = 60
+    settings: RunSettings = field(default_factory=RunSettings)
+    changes: list = field(default_factory=list)  # pipeline.changes.Change, given by the nightly run
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, validate, consolidate, write
+
+    @property
+    def province(self) -> str:
+        return self.settings.province
+
+    @property
+    def created(self) -> datetime:
+        return self.settings.created
+
+    @property
+    def deadline(self) -> date | None:
+        return self.settings.deadline
+
+    @property
+    def unit_sheet_limit(self) -> int:
+        return self.settings.unit_sheet_limit
+
+    @property
+    def feedback_limit(self) -> int:
+        return self.settings.feedback_limit
 
     def late_units(self) -> list[str]:
         return [code for code, o in self.submissions.items() if any(i.code == "late_submission" for i in o.issues)]
@@ -153,12 +184,13 @@ class Consolidation:
 
     def quota_lines(self) -> list[QuotaLine]:
         admitted_keys = admitted_metrics(self.form)
+        quota_key = self.form.roles.quota
         lines = []
         for unit in self.registry.units:
             submission = self.submissions.get(unit.code)
             accepted = submission is not None and submission.status == "accepted"
             for year in self.form.years:
-                reported = submission.values.get((year, "quota_assigned")) if accepted else None
+                reported = submission.values.get((year, quota_key)) if accepted else None
                 admitted = sum(submission.values.get((year, k)) or 0 for k in admitted_keys) if accepted else None
                 lines.append(QuotaLine(unit.code, year, self.registry.quotas.get((unit.code, year)), reported, admitted))
         return lines
@@ -189,30 +221,41 @@ class Consolidation:
 
 
 def admitted_metrics(form: FormDefinition) -> tuple[str, ...]:
-    """The metrics that count people admitted to the Party (the left side of the admitted rule)."""
-    for rule in form.rules:
-        if rule.code == "admitted_exceeds_outstanding":
-            return rule.left
-    return tuple(k for k in form.metric_keys if k.startswith("admitted_"))
+    """The metrics that count people admitted to the Party: the form's `admitted` role."""
+    return form.admitted_metrics
 
 
-def consolidate(files: list[FileOutcome], registry: Registry, form: FormDefinition) -> Consolidation:
-    """Assign statuses: newest file per unit (by mtime, ties by name) counts; others are superseded."""
-    by_unit: dict[str, list[FileOutcome]] = {}
-    for outcome in files:
-        if outcome.status == "ignored":
-            continue
-        outcome.status = "rejected" if outcome.has_errors else "accepted"
-        if outcome.unit:
-            by_unit.setdefault(outcome.unit, []).append(outcome)
-    submissions: dict[str, FileOutcome] = {}
+def consolidate(files: list[FileOutcome], registry: Registry, form: FormDefinition,
+                settings: RunSettings | None = None) -> Consolidation:
+    """Assign statuses: newest file per unit (by mtime, ties by name) counts; others are superseded.
+
+    Pure: `files` are left as they are; the result holds new outcomes, with their statuses, the
+    superseded notes, and every issue stamped with its unit and file.
+    """
+    statuses = ["ignored" if o.status == "ignored" else "rejected" if o.has_errors else "accepted" for o in files]
+    by_unit: dict[str, list[int]] = {}
+    for index, outcome in enumerate(files):
+        if statuses[index] != "ignored" and outcome.unit:
+            by_unit.setdefault(outcome.unit, []).append(index)
+    newest: dict[str, int] = {}  # unit code → index of its newest file
+    notes: dict[int, Issue] = {}  # index of a superseded file → the issue saying so
     for code, candidates in by_unit.items():
-        candidates.sort(key=lambda f: (f.mtime, f.name))
-        newest = candidates[-1]
-        submissions[code] = newest
+        candidates.sort(key=lambda i: (files[i].mtime, files[i].name))
+        newest[code] = candidates[-1]
         for older in candidates[:-1]:
-            older.status = "superseded"
-            older.issues.append(make_issue("file_superseded", newer=newest.name, unit=code, file=older.name))
+            statuses[older] = "superseded"
+            notes[older] = make_issue("file_superseded", newer=files[candidates[-1]].name, unit=code,
+                                      file=files[older].name)
+    outcomes: list[FileOutcome] = []
+    issues: list[Issue] = []
+    for index, outcome in enumerate(files):
+        unit, name = outcome.unit, outcome.name
+        stamped = [replace(i, unit=unit, file=name) for i in outcome.issues]
+        if index in notes:
+            stamped.append(replace(notes[index], unit=unit, file=name))
+        issues.extend(stamped)
+        outcomes.append(replace(outcome, status=statuses[index], issues=stamped))
+    submissions = {code: outcomes[index] for code, index in newest.items()}
     missing = [u.code for u in registry.units if u.code not in submissions]
     totals: dict[tuple[int, str], int] = {(y, m): 0 for y in form.years for m in form.metric_keys}
     for outcome in submissions.values():
@@ -220,12 +263,8 @@ def consolidate(files: list[FileOutcome], registry: Registry, form: FormDefiniti
             continue
         for key in totals:
             totals[key] += outcome.values.get(key) or 0
-    issues: list[Issue] = []
-    for outcome in files:
-        issues.extend(replace(i, unit=outcome.unit, file=outcome.name) for i in outcome.issues)
-        outcome.issues = [replace(i, unit=outcome.unit, file=outcome.name) for i in outcome.issues]
     issues.extend(make_issue("unit_missing", unit=code) for code in missing)
     ordered = {u.code: submissions[u.code] for u in registry.units if u.code in submissions}
     ordered.update({code: f for code, f in submissions.items() if code not in ordered})
-    return Consolidation(form=form, registry=registry, files=files, submissions=ordered, missing=missing,
-                         totals=totals, issues=issues)
+    return Consolidation(form=form, registry=registry, files=outcomes, submissions=ordered, missing=missing,
+                         totals=totals, issues=issues, settings=settings or RunSettings())

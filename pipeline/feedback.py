@@ -8,6 +8,11 @@ units use opens, and the one xlsxwriter writes.
 
 Everything a unit typed is untrusted: the workbook is created with string-to-formula/URL/number
 conversion off and every text goes through `write_string`, so "=HYPERLINK(…)" arrives as text.
+
+Nothing here reads the inbox. A submission whose sheet was not kept at the first reading (its only
+remarks came from validation) is read again by the caller: `grids_needed` lists them, the caller reads
+them (pipeline.isolation), `grids_from_reads` keeps the sheets whose bytes are the ones judged, and
+`write_feedback` takes those grids.
 """
 
 from __future__ import annotations
@@ -16,13 +21,22 @@ import io
 import logging
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from pipeline.cells import cell_position
 from pipeline.consolidate import Consolidation, FileOutcome
+from pipeline.files import write_file_atomic
+from pipeline.formatting import LARGEST_GROUPED, NUMBER_FORMAT, format_number, modified_at
 from pipeline.issues import Issue
-from pipeline.report import modified_at, write_file_atomic
 from pipeline.textnorm import fold, printable
-from pipeline.workbook import _NOTEWORTHY_INFO, NUMBER_FORMAT, SEVERITY_WORDS, STATUS_WORDS, clip, sheet_title
+from pipeline.wording import SEVERITY_WORDS, STATUS_WORDS, clip, listed, sheet_title
+
+if TYPE_CHECKING:  # a type only: the readers are the caller's
+    from pipeline.isolation import ReadOutcome
+
+Grid = list[list[Any]]
 
 FEEDBACK_FOLDER = "phan_hoi"
 SHEET_ISSUES = "Sai lệch cần sửa"
@@ -34,9 +48,6 @@ FILLS = {"error": "#FFC7CE", "warning": "#FFEB9C", "info": "#DDEBF7"}
 FONT_COLOURS = {"error": "#9C0006", "warning": "#9C5700", "info": "#1F4E79"}
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
-_CELL = re.compile(r"^\$?([A-Z]{1,3})\$?([1-9][0-9]{0,6})$")
-_MAX_ROW, _MAX_COL = 1_048_576, 16_384
-_LARGEST_GROUPED = 1_000_000_000  # NUMBER_FORMAT groups up to 999.999.999
 _LINE_HEIGHT = 15.75  # points per line of 12 pt Times New Roman
 _FONT = {"font_name": "Times New Roman", "font_size": 12, "valign": "vcenter"}
 _TEXT_CAP = 22  # widest a column of the submitted sheet gets before its text wraps
@@ -47,7 +58,7 @@ log = logging.getLogger(__name__)
 
 def listed_issues(outcome: FileOutcome) -> list[Issue]:
     """The issues a unit is told about: everything but routine notes (same choice as tong_hop.xlsx)."""
-    return [i for i in outcome.issues if i.severity != "info" or i.code in _NOTEWORTHY_INFO]
+    return listed(outcome.issues)
 
 
 def needs_feedback(outcome: FileOutcome) -> bool:
@@ -58,20 +69,6 @@ def verdict(outcome: FileOutcome) -> str:
     if outcome.has_errors:
         return STATUS_WORDS["rejected"]
     return STATUS_WORDS["warnings"] if outcome.warnings else STATUS_WORDS["ok"]
-
-
-def cell_position(cell: str) -> tuple[int, int] | None:
-    """0-based (row, column) of an A1 address; None for anything that is not one cell."""
-    match = _CELL.match(cell.strip().upper())
-    if not match:
-        return None
-    col = 0
-    for letter in match.group(1):
-        col = col * 26 + ord(letter) - 64
-    row = int(match.group(2))
-    if row > _MAX_ROW or col > _MAX_COL:
-        return None
-    return row - 1, col - 1
 
 
 def marked_cells(outcome: FileOutcome, issues: list[Issue] | None = None) -> dict[tuple[int, int], list[Issue]]:
@@ -99,53 +96,71 @@ def feedback_file_name(code: str) -> str:
     return (re.sub(r"[^\w.-]", "_", code).strip(".") or "don_vi") + ".xlsx"
 
 
-def write_feedback(consolidation: Consolidation, folder: Path) -> list[Path]:
-    """`folder/phan_hoi/<unit code>.xlsx` for every unit whose current report has errors or warnings."""
-    paths: list[Path] = []
+def _wanted(consolidation: Consolidation) -> list[tuple[str, FileOutcome]]:
+    """(unit code, submission) of every copy to write: none above `feedback_limit` (a national round:
+    thousands of copies would cost minutes and nobody mails them from here)."""
     wanted = [(code, o) for code, o in consolidation.submissions.items() if needs_feedback(o)]
-    if len(wanted) > consolidation.feedback_limit:
-        # A national round: thousands of copies would cost minutes and nobody mails them from here.
-        log.info("%d units need feedback, above feedback_limit %d: no feedback copies written",
-                 len(wanted), consolidation.feedback_limit)
-        return paths
-    _restore_grids([outcome for _, outcome in wanted if not outcome.grid and outcome.sheet], consolidation)
-    for code, outcome in wanted:
-        target = folder / FEEDBACK_FOLDER
-        target.mkdir(parents=True, exist_ok=True)
-        path = target / feedback_file_name(code)
-        write_file_atomic(path, build_feedback(consolidation, outcome))
-        paths.append(path)
-    return paths
+    return wanted if len(wanted) <= consolidation.feedback_limit else []
 
 
-def _restore_grids(outcomes: list[FileOutcome], consolidation: Consolidation) -> None:
-    """Read again, in isolated workers, the sheets not kept from the first reading.
+def grids_needed(consolidation: Consolidation) -> list[FileOutcome]:
+    """The submissions whose copy shows their sheet but whose sheet was not kept at the first reading:
+    the caller reads these files again and hands the reads to `grids_from_reads`."""
+    return [outcome for _, outcome in _wanted(consolidation) if not outcome.grid and outcome.sheet]
+
+
+def grids_from_reads(outcomes: Sequence[FileOutcome], reads: Sequence[ReadOutcome]) -> dict[str, Grid]:
+    """Unit code → the sheet read again for its copy, from `reads[i]`, the second reading of
+    `outcomes[i]` (as `grids_needed` listed them). Pure: nothing is opened here.
 
     A copy shows exactly the bytes that were judged, or no sheet: the file may have been replaced since
     (another unit's report saved over it, a link or pipe swapped in), and its sheet under this file's
-    remarks would point the unit at cells it never typed. Such a copy keeps the remarks list alone,
-    which is still true of what the unit sent; dropping the copy would tell the unit nothing at all.
+    remarks would point the unit at cells it never typed. A read whose sha256 is not the outcome's
+    gives no grid: that copy keeps the remarks list alone, which is still true of what the unit sent;
+    dropping the copy would tell the unit nothing at all.
     """
-    if not outcomes:
-        return
-    from pipeline.isolation import IsolationSettings, ReaderPool
-
-    with ReaderPool(consolidation.form, IsolationSettings(workers=1)) as pool:
-        reads = pool.read_all([o.path for o in outcomes])
-    for outcome, read in zip(outcomes, reads):
+    if len(outcomes) != len(reads):
+        raise ValueError(f"{len(reads)} reads for {len(outcomes)} submissions")
+    grids: dict[str, Grid] = {}
+    for outcome, read in zip(outcomes, reads, strict=True):
         if not outcome.sha256 or read.sha256 != outcome.sha256:
             log.warning("%s changed since it was assessed (sha256 %s, now %s): its feedback copy lists the "
                         "remarks without the sheet", outcome.name, outcome.sha256 or "unknown",
                         read.sha256 or "unreadable")
             continue
-        if read.result.form is not None and printable(read.result.form.sheet) == outcome.sheet:
-            outcome.grid = read.result.form.grid
+        located = read.result.form
+        if located is not None and printable(located.sheet) == outcome.sheet:
+            grids[outcome.unit] = located.grid
+    return grids
 
 
-def build_feedback(consolidation: Consolidation, outcome: FileOutcome) -> bytes:
-    """The feedback workbook for one submission, as .xlsx bytes."""
+def write_feedback(consolidation: Consolidation, folder: Path, grids: dict[str, Grid]) -> list[Path]:
+    """`folder/phan_hoi/<unit code>.xlsx` for every unit whose current report has errors or warnings.
+
+    A copy shows the submitted sheet kept from the first reading, else `grids[unit code]` (see
+    `grids_from_reads`), else the remarks alone. No inbox file is opened."""
+    paths: list[Path] = []
+    wanted = _wanted(consolidation)
+    if not wanted:
+        count = sum(1 for o in consolidation.submissions.values() if needs_feedback(o))
+        if count:
+            log.info("%d units need feedback, above feedback_limit %d: no feedback copies written",
+                     count, consolidation.feedback_limit)
+    for code, outcome in wanted:
+        target = folder / FEEDBACK_FOLDER
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / feedback_file_name(code)
+        write_file_atomic(path, build_feedback(consolidation, outcome, outcome.grid or grids.get(code, [])))
+        paths.append(path)
+    return paths
+
+
+def build_feedback(consolidation: Consolidation, outcome: FileOutcome, grid: Grid | None = None) -> bytes:
+    """The feedback workbook for one submission, as .xlsx bytes; its second sheet shows `grid` (by
+    default the grid kept from the first reading), none when it is empty."""
     import xlsxwriter
 
+    grid = outcome.grid if grid is None else grid
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
                                         "strings_to_numbers": False})
@@ -155,10 +170,10 @@ def build_feedback(consolidation: Consolidation, outcome: FileOutcome) -> bytes:
     styles = _Styles(book)
     issues = listed_issues(outcome)
     marks = marked_cells(outcome, issues)
-    grid_title = sheet_title(outcome.sheet or "Biểu mẫu", {SHEET_ISSUES}) if outcome.grid else ""
+    grid_title = sheet_title(outcome.sheet or "Biểu mẫu", {SHEET_ISSUES}) if grid else ""
     _issues_sheet(book, styles, consolidation, outcome, unit_text, issues, grid_title, marks)
-    if outcome.grid:
-        _grid_sheet(book, styles, consolidation, outcome, grid_title, marks)
+    if grid:
+        _grid_sheet(book, styles, consolidation, outcome, grid, grid_title, marks)
     book.close()
     return buffer.getvalue()
 
@@ -282,7 +297,7 @@ _HEADER_CAP = 16  # header labels wrap at this width, as they did on the printed
 _HEADER_SEARCH = 8  # rows above the first data row where the header band may start
 
 
-def _table_box(outcome: FileOutcome, form_year_header: str) -> tuple[int, int, int, int] | None:
+def _table_box(outcome: FileOutcome, grid: Grid, form_year_header: str) -> tuple[int, int, int, int] | None:
     """(top, left, bottom, right) of the form's table on the grid: header band down to the last data row.
 
     The grid keeps values only, so the borders and header look of the form are put back from what the
@@ -292,7 +307,6 @@ def _table_box(outcome: FileOutcome, form_year_header: str) -> tuple[int, int, i
                  if (pos := cell_position(cell)) is not None]
     if not positions:
         return None
-    grid = outcome.grid
     first, bottom = min(r for r, _ in positions), max(r for r, _ in positions)
     left, right = min(c for _, c in positions), max(c for _, c in positions)
     wanted = fold(form_year_header)
@@ -313,12 +327,11 @@ def _table_box(outcome: FileOutcome, form_year_header: str) -> tuple[int, int, i
     return top, left, bottom, right
 
 
-def _grid_sheet(book, s: _Styles, c: Consolidation, outcome: FileOutcome, title: str,
+def _grid_sheet(book, s: _Styles, c: Consolidation, outcome: FileOutcome, grid: Grid, title: str,
                 marks: dict[tuple[int, int], list[Issue]]) -> None:
     sheet = book.add_worksheet(title)
     sheet.set_comments_author(f"Tỉnh đoàn {c.province}")
-    grid = outcome.grid
-    box = _table_box(outcome, c.form.year_header)
+    box = _table_box(outcome, grid, c.form.year_header)
     first_data_row = min((pos[0] for cell in outcome.cells.values() if (pos := cell_position(cell))), default=None)
     data_columns = {pos[1] for cell in (*outcome.cells.values(), *outcome.total_cells.values())
                     if (pos := cell_position(cell)) is not None}
@@ -348,9 +361,9 @@ def _grid_sheet(book, s: _Styles, c: Consolidation, outcome: FileOutcome, title:
                 cells.append((r, col, value, "bool"))
                 see(col, "TRUE", _TEXT_CAP)
             elif isinstance(value, (int, float)) and math.isfinite(value):
-                grouped = col in data_columns and value == int(value) and 0 <= value < _LARGEST_GROUPED
+                grouped = col in data_columns and value == int(value) and 0 <= value < LARGEST_GROUPED
                 cells.append((r, col, value, "grouped" if grouped else "number"))
-                see(col, f"{int(value):,}" if grouped else repr(value).removesuffix(".0"), _TEXT_CAP)
+                see(col, format_number(value) if grouped else repr(value).removesuffix(".0"), _TEXT_CAP)
             else:
                 text = clip(value if isinstance(value, str) else str(value))
                 if in_header(r, col):

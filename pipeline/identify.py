@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from pipeline.issues import Issue, make_issue
 from pipeline.registry import Registry
 from pipeline.textnorm import fold_name
+from pipeline.token import TOKEN_SHEET
+from pipeline.token import verify as verify_token
+
+if TYPE_CHECKING:
+    from pipeline.normalize import Submission
 
 # Words that say "executive committee" and nothing about which unit.
 _NOISE = re.compile(r"\b(?:bch|ban chap hanh)\b")
@@ -79,3 +86,45 @@ def identify(unit_line: str, file_name: str, matcher: UnitMatcher) -> Identifica
     if file_ties:
         return Identification("", "", candidates=file_ties, text=file_name)
     return Identification("", "")
+
+
+@dataclass(frozen=True, slots=True)
+class UnitFinding:
+    """Which unit a submission is from, how that was known, and what the file is told about it."""
+
+    unit: str  # "" when not identified
+    source: str  # "token" | "unit_line" | "file_name" | ""
+    issues: tuple[Issue, ...] = ()
+
+
+def find_unit(submission: Submission, file_name: str, matcher: UnitMatcher, registry: Registry,
+              edition: str) -> UnitFinding:
+    """The province's token first (names may be stale or mistyped), then the unit line, then the file name."""
+    issues: list[Issue] = []
+    token = submission.token
+    if token is not None:
+        problem = verify_token(token, edition, registry.codes)
+        if not problem:
+            return UnitFinding(token.code, "token")
+        issues.append(make_issue("token_invalid", reason=problem, sheet=TOKEN_SHEET))
+    unit_line = submission.unit_line
+    ident = identify(unit_line, file_name, matcher)
+    if submission.format == "rejected":
+        # Not a workbook: the file name is all there is, and its own error says what to fix.
+        return UnitFinding(ident.code, ident.source, tuple(issues))
+    names, sheet, cell = registry.names, submission.sheet, submission.unit_line_cell
+    if ident.code:
+        if ident.source == "file_name":
+            issues.append(make_issue("unit_from_file_name", unit_line=unit_line or "(không có)",
+                                     sheet=sheet, cell=cell))
+        if ident.conflict:
+            issues.append(make_issue("unit_name_conflict", unit_line=unit_line,
+                                     other=names.get(ident.conflict, ident.conflict), sheet=sheet, cell=cell))
+    elif ident.candidates:
+        issues.append(make_issue("unit_ambiguous", text=ident.text,
+                                 candidates=", ".join(names.get(c, c) for c in ident.candidates),
+                                 sheet=sheet, cell=cell, found=ident.text))
+    else:
+        issues.append(make_issue("unit_unknown", unit_line=unit_line or "(không có)", file=file_name,
+                                 sheet=sheet, cell=cell, found=unit_line))
+    return UnitFinding(ident.code, ident.source, tuple(issues))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from pipeline.formatting import format_number
 from pipeline.textnorm import printable
 
 Severity = Literal["error", "warning", "info"]
@@ -58,7 +59,7 @@ def clip_issues(issues: list[Issue]) -> list[Issue]:
             continue
         length = max(len(issue.message), len(issue.found))
         clipped.append(replace(issue, message=clip_text(issue.message), found=clip_text(issue.found)))
-        clipped.append(make_issue("text_truncated", length=f"{length:,}".replace(",", "."), limit="32.767",
+        clipped.append(make_issue("text_truncated", length=format_number(length), limit="32.767",
                                   sheet=issue.sheet, cell=issue.cell))
     return clipped
 

@@ -136,6 +136,7 @@ class Snapshot:
     values: dict[tuple[str, int, str], int]
     units: dict[str, tuple[str, str, str]]  # unit → (status, file, sha256)
     issues: set[tuple[str, str, str, str, str]]  # (unit, code, cell, severity, message)
+    edition: str = ""  # the form's edition; "" for snapshots saved before editions were recorded
 
 
 class Ledger:
@@ -312,7 +313,8 @@ class Ledger:
             document = json.loads(zlib.decompress(row["data"]).decode("utf-8"))
             return Snapshot(values={(u, y, m): v for u, y, m, v in document["values"]},
                             units={u: (status, file, sha) for u, status, file, sha in document["units"]},
-                            issues={tuple(issue) for issue in document["issues"]})
+                            issues={tuple(issue) for issue in document["issues"]},
+                            edition=document.get("edition", ""))
         # Runs recorded before schema version 2 kept their snapshot row by row.
         values = {(r["unit"], r["year"], r["metric"]): r["value"]
                   for r in self.db.execute("SELECT * FROM run_values WHERE run_id=?", (run_id,))}
@@ -404,7 +406,7 @@ _SNAPSHOT_BATCH = 5_000
 
 def _packed_snapshot(snapshot: Snapshot) -> bytes:
     """The snapshot as compressed JSON ({"values": [[unit, year, metric, value], …], "units": …,
-    "issues": …}), encoded a few thousand entries at a time: a national run's snapshot is
+    "issues": …, "edition": …}), encoded a few thousand entries at a time: a national run's snapshot is
     hundreds of thousands of values, and holding all of them as JSON text at once is not needed."""
     packer = zlib.compressobj(1)
     pieces: list[bytes] = []
@@ -428,6 +430,6 @@ def _packed_snapshot(snapshot: Snapshot) -> bytes:
     put_array("values", ([u, y, m, v] for (u, y, m), v in snapshot.values.items()), first=True)
     put_array("units", ([u, *rest] for u, rest in snapshot.units.items()))
     put_array("issues", (list(issue) for issue in sorted(snapshot.issues)))
-    put("}")
+    put(',"edition":' + json.dumps(snapshot.edition, ensure_ascii=False) + "}")
     pieces.append(packer.flush())
     return b"".join(pieces)

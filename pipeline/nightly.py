@@ -13,21 +13,24 @@ import hashlib
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline import __version__
 from pipeline.changes import Change, diff, snapshot_of
 from pipeline.config import Config
-from pipeline.consolidate import Consolidation
+from pipeline.consolidate import Consolidation, RunSettings
 from pipeline.form import DEFAULT_FORM, FormDefinitionError, load_form
 from pipeline.intake import InboxFile, scan
 from pipeline.isolation import IsolationSettings
 from pipeline.ledger import Ledger, LedgerError, locked_message
 from pipeline.registry import RegistryError
-from pipeline.run import Options, process, write_run
+from pipeline.feedback import grids_from_reads, grids_needed
+from pipeline.isolation import ReaderPool
+from pipeline.run import Options, process
+from pipeline.runfolder import begin_run_folder, discard_run_folder, publish_run_folder, start_workbook, write_exports
 
 log = logging.getLogger(__name__)
 
@@ -212,31 +215,41 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
         return NightlyResult(state="unchanged", settling=settling, previous_run=last.name)
     run_id = ledger.start_run(stamp)
     try:
-        options = Options(registry=config.paths.registry, form=form_path, deadline=config.report.deadline,
-                          isolation=IsolationSettings(workers=config.report.workers,
-                                                      timeout_seconds=config.report.timeout_seconds))
+        report = config.report
+        settings = RunSettings(province=report.province, created=now, deadline=report.deadline,
+                               unit_sheet_limit=report.unit_sheet_limit, feedback_limit=report.feedback_limit)
+        options = Options(registry=config.paths.registry, form=form_path, settings=settings,
+                          isolation=IsolationSettings(workers=report.workers, timeout_seconds=report.timeout_seconds))
         # The registry loads while the workers start reading (it is in the fingerprint: unchanged runs skip it).
         consolidation = process(files, options, None, form, progress=progress)
-        consolidation.province = config.report.province
-        consolidation.created = now
-        consolidation.unit_sheet_limit = config.report.unit_sheet_limit
-        consolidation.feedback_limit = config.report.feedback_limit
         previous = ledger.snapshot(last.id) if last is not None else None
         current = snapshot_of(consolidation)
-        consolidation.changes = diff(previous, consolidation, current)
+        consolidation = replace(consolidation, changes=diff(previous, consolidation, current))
         mail_plan: list[PlannedMail] = []
-
-        def add_mail(staging: Path, run_name: str) -> None:
+        run = begin_run_folder(config.paths.outbox, now)
+        try:
+            # The sheets feedback copies show but the first reading did not keep: read again, isolated
+            # like the first time, and kept only where the bytes are still those that were judged.
+            needed = grids_needed(consolidation)
+            reads = []
+            if needed:
+                with ReaderPool(form, options.isolation) as pool:
+                    reads = pool.read_all([o.path for o in needed])
+            grids = grids_from_reads(needed, reads)
+            with start_workbook(consolidation, run.staging):  # built in a child process for large runs
+                write_exports(consolidation, run.staging, grids, run.name)
+                # Saved before the run folder exists; only completed runs' snapshots are compared with.
+                ledger.save_snapshot(run_id, current)
+                ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status)
+                                    for o in consolidation.files)
             if consolidation.changes:
-                mail_plan.extend(build_mails(config, consolidation, staging, run_name, stamp))
-
-        def record() -> None:
-            # Saved before the run folder exists; a run that fails after this is marked failed, and
-            # only completed runs' snapshots are ever compared with.
-            ledger.save_snapshot(run_id, current)
-            ledger.record_files((o.sha256, o.name, o.size, o.mtime, o.unit, o.status) for o in consolidation.files)
-
-        folder = write_run(consolidation, config.paths.outbox, now, extra=add_mail, meanwhile=record)
+                mail_plan.extend(build_mails(config, consolidation, run.staging, run.name, stamp))
+            written = run.elapsed()
+            folder = publish_run_folder(run)
+        except BaseException:
+            discard_run_folder(run)
+            raise
+        consolidation = replace(consolidation, timings={**consolidation.timings, "write": written})
         # The run and its mails are recorded together: until this commits, no mail of this run exists
         # for anyone to send, and a run that dies here is re-run (and mails) once, by the next run.
         default_state = "built" if config.mail.enabled else "written"

@@ -1,4 +1,5 @@
-"""Cell values as units typed them → whole numbers, with an Issue for everything doubtful.
+"""Cell values as units typed them → whole numbers, with an Issue for everything doubtful; and
+`read_and_prepare`, the reader workers' function: one file read and normalized into a `Submission`.
 
 Vietnamese writes thousands with "." ("1.250"); units also paste "1,250" or "1 250", leave cells
 blank, type "-" for none, and some programs hand over 1250.0 or text with stray spaces.
@@ -8,12 +9,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
+from pipeline.form import FormDefinition
+from pipeline.isolation import read_one
 from pipeline.issues import Issue, make_issue
+from pipeline.parallel import Failed
 from pipeline.read import RawCell, RawForm
+from pipeline.screen import DEFAULT_LIMITS, Limits
+from pipeline.textnorm import printable
 
 MAX_VALUE = 10**9  # no unit has a billion members; larger numbers are typos or overflow
 _DASHES = {"-", "–", "—", "−", "--", "‒"}
@@ -104,20 +111,24 @@ def _parse_text(raw: str) -> Parsed:
     return Parsed(None, "value_not_number", shown)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Normalized:
     """One file's numbers: per (year, metric) and for the total row, with their cell addresses."""
 
-    values: dict[tuple[int, str], int | None] = field(default_factory=dict)
-    cells: dict[tuple[int, str], str] = field(default_factory=dict)
-    total: dict[str, int | None] = field(default_factory=dict)
-    total_cells: dict[str, str] = field(default_factory=dict)
-    issues: list[Issue] = field(default_factory=list)
+    values: dict[tuple[int, str], int | None]
+    cells: dict[tuple[int, str], str]
+    total: dict[str, int | None]
+    total_cells: dict[str, str]
+    issues: tuple[Issue, ...] = ()
 
 
 def normalize_form(form: RawForm, years: tuple[int, ...]) -> Normalized:
     """Parse every data cell of the first row of each form year, and the total row."""
-    result = Normalized()
+    values: dict[tuple[int, str], int | None] = {}
+    cells: dict[tuple[int, str], str] = {}
+    total: dict[str, int | None] = {}
+    total_cells: dict[str, str] = {}
+    issues: list[Issue] = []
     seen: set[int] = set()
     for row in form.rows:
         if row.year not in years or row.year in seen:
@@ -127,28 +138,77 @@ def normalize_form(form: RawForm, years: tuple[int, ...]) -> Normalized:
             value = cell.value
             if not cell.formula_state and _plain_whole(value):
                 # What parse_whole would say, without building its answer.
-                result.values[(row.year, metric)] = int(value)
-                result.cells[(row.year, metric)] = cell.address
+                values[(row.year, metric)] = int(value)
+                cells[(row.year, metric)] = cell.address
                 continue
             parsed = parse_whole(value, cell.formula_state)
-            result.values[(row.year, metric)] = parsed.value
-            result.cells[(row.year, metric)] = cell.address
+            values[(row.year, metric)] = parsed.value
+            cells[(row.year, metric)] = cell.address
             if parsed.code:
-                result.issues.append(_cell_issue(parsed, cell, form.sheet))
+                issues.append(_cell_issue(parsed, cell, form.sheet))
     if form.total_row is not None and any(c.value is not None for c in form.total_row.cells.values()):
         for metric, cell in form.total_row.cells.items():
-            result.total_cells[metric] = cell.address
+            total_cells[metric] = cell.address
             if cell.value is None and not cell.formula_state:
-                result.total[metric] = None  # a blank total cell states nothing to compare
+                total[metric] = None  # a blank total cell states nothing to compare
                 continue
             parsed = parse_whole(cell.value, cell.formula_state)
-            result.total[metric] = parsed.value
+            total[metric] = parsed.value
             if parsed.code and parsed.code != "value_blank":
-                result.issues.append(_cell_issue(parsed, cell, form.sheet))
-    return result
+                issues.append(_cell_issue(parsed, cell, form.sheet))
+    return Normalized(values, cells, total, total_cells, tuple(issues))
 
 
 def _cell_issue(parsed: Parsed, cell: RawCell, sheet: str) -> Issue:
-    extra = {"written": f"ghi \"{parsed.shown}\"" if parsed.shown else "để trống"} if parsed.code == "value_blank" else {}
+    written = f"ghi \"{parsed.shown}\"" if parsed.shown else "để trống"
+    extra = {"written": written} if parsed.code == "value_blank" else {}
     return make_issue(parsed.code, sheet=sheet, cell=cell.address, found=parsed.shown,
                       expected="số nguyên không âm", **extra)
+
+
+# ---------------------------------------------------------------- one file, read and normalized
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One file read and normalized, in a reader worker: all the later stages need of it.
+
+    Texts that came from the submitter and are shown in every output (sheet names) are printable here.
+    """
+
+    sha256: str
+    format: str  # xlsx | xls | ods | xlsb, or "rejected"
+    sheets: tuple[str, ...] = ()
+    issues: tuple[Issue, ...] = ()  # the reader's
+    token: Any = None  # pipeline.token.Token of a copy handed out by the province
+    sheet: str = ""  # the sheet the form was found on; "" when none was
+    unit_line: str = ""
+    unit_line_cell: str = ""
+    numbers: Normalized | None = None  # None when no form was found
+    grid: list | None = None  # the sheet as received, kept only for files likely sent back (see read_and_prepare)
+
+    @property
+    def located(self) -> bool:
+        return self.numbers is not None
+
+
+def read_and_prepare(path: str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> Submission:
+    """Read `path` (isolation.read_one) and normalize the form found in it."""
+    read = read_one(Path(path), form, limits)
+    result = read.result
+    located = result.form
+    sheets = tuple(printable(s) for s in result.sheets)
+    if located is None:
+        return Submission(read.sha256, result.format, sheets, tuple(result.issues), result.token)
+    numbers = normalize_form(located, form.years)
+    # Likely sent back: keep the sheet. Files whose remarks come only from validation are read again
+    # when their feedback copy is written (see feedback.write_feedback).
+    doubtful = any(i.severity != "info" for i in (*result.issues, *numbers.issues))
+    return Submission(read.sha256, result.format, sheets, tuple(result.issues), result.token,
+                      sheet=printable(located.sheet), unit_line=located.unit_line,
+                      unit_line_cell=located.unit_line_cell, numbers=numbers,
+                      grid=located.grid if doubtful else None)
+
+
+def failed_submission(failed: Failed) -> Submission:
+    """The submission of a file whose reader worker died on it: its issue, and the digest the worker noted."""
+    return Submission(failed.note.hex(), "rejected", issues=(failed.issue,))

@@ -13,13 +13,11 @@ import copy
 import html
 import io
 import logging
-import os
 import re
 import smtplib
 import socket
 import ssl
 import sys
-import tempfile
 import textwrap
 import time
 import unicodedata
@@ -32,6 +30,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import formataddr, format_datetime, getaddresses
 from pathlib import Path
+
+from pipeline.files import write_file_atomic
+from pipeline.formatting import format_number, format_percent
 
 log = logging.getLogger(__name__)
 
@@ -190,20 +191,6 @@ class Summary:
         field(default_factory=dict)
     changes: Sequence[str] = ()
     late: Sequence[str] = ()
-
-
-def format_number(value: object) -> str:
-    """1250 → "1.250"; a missing value → "–"."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{int(round(value)):,}".replace(",", ".")
-
-
-def format_percent(ratio: float) -> str:
-    """0.855 → "85,5%"."""
-    return f"{ratio * 100:.1f}".replace(".", ",") + "%"
 
 
 def _megabytes(size: int) -> str:
@@ -628,21 +615,7 @@ def write_eml(message: Message, path: Path) -> Path:
     """Write the message as an .eml file (CRLF line ends), atomically: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = _wire_bytes(message)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_file_atomic(path, _wire_bytes(message))
 
 
 # ------------------------------------------------------------------------------------------- sending

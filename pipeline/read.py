@@ -16,9 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pipeline.cells import address, column_letters
 from pipeline.form import FormDefinition
 from pipeline.issues import Issue, make_issue
-from pipeline.screen import DEFAULT_LIMITS, Limits, column_name, read_failure, read_inbox_file, screen
+from pipeline.screen import DEFAULT_LIMITS, Limits, read_failure, read_inbox_file, screen
 from pipeline.sheets import FormulaWithoutValue, SheetTooLarge, fallback_workbook, open_workbook
 from pipeline.textnorm import fold
 from pipeline.token import TOKEN_SHEET, Token, parse_token
@@ -70,19 +71,6 @@ class ReadResult:
     @property
     def rejected(self) -> bool:
         return any(issue.severity == "error" for issue in self.issues)
-
-
-_FIRST_COLUMNS = tuple(column_name(number) for number in range(1, 257))
-
-
-def column_letters(index: int) -> str:
-    """0-based column index → Excel letters (0 → A, 26 → AA)."""
-    return _FIRST_COLUMNS[index] if 0 <= index < len(_FIRST_COLUMNS) else column_name(index + 1)
-
-
-def address(row: int, col: int) -> str:
-    """0-based row/column → "D12"."""
-    return f"{column_letters(col)}{row + 1}"
 
 
 def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS,

@@ -6,12 +6,14 @@ problem is reported with the sheet and row to fix.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
+from pipeline.files import write_file_atomic
 from pipeline.textnorm import fold, nfc
 
 DEFAULT_REGISTRY = Path("templates/don_vi.xlsx")
@@ -182,7 +184,8 @@ def write_registry(path: Path | str, units: Iterable[Unit], quotas: dict[tuple[s
     path = Path(path)
     units = list(units)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
+    buffer = io.BytesIO()  # written whole, then renamed into place: a reader never meets half a registry
+    wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False})
     wb.set_properties({"title": "Danh mục đơn vị và chỉ tiêu kết nạp Đảng", "author": author,
                        "created": created or datetime(2024, 1, 15, 8, 0, 0)})
     font = {"font_name": "Times New Roman", "font_size": 12, "border": 1}
@@ -215,4 +218,4 @@ def write_registry(path: Path | str, units: Iterable[Unit], quotas: dict[tuple[s
 
     sheet.activate()
     wb.close()
-    return path
+    return write_file_atomic(path, buffer.getvalue())

@@ -1,20 +1,19 @@
-"""Run outputs: the consolidated workbook and the CSV exports downstream tools read.
+"""The CSV exports downstream tools read, and summary.json: rows from a consolidation, written atomically.
 
 The four CSV files are a contract: column names and order never change, new columns only append.
+The run folder around them (and the workbook, the feedback copies) is pipeline.runfolder's.
 """
 
 from __future__ import annotations
 
 import csv
-import gc
 import json
-import multiprocessing
-import os
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from pipeline.consolidate import Consolidation
+from pipeline.files import open_atomic, write_file_atomic
+from pipeline.formatting import modified_at
 from pipeline.textnorm import printable
 
 SUBMISSIONS_COLUMNS = ("file", "unit_code", "status", "modified_at", "sha256", "errors", "warnings")
@@ -22,7 +21,6 @@ VALUES_COLUMNS = ("unit_code", "year", "metric", "value", "file", "sheet", "cell
 TOTALS_COLUMNS = ("year", "metric", "value")
 ISSUES_COLUMNS = ("unit_code", "file", "sheet", "cell", "severity", "code", "message")
 
-WORKBOOK_NAME = "tong_hop.xlsx"
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -31,10 +29,6 @@ def neutralise(text: str) -> str:
     breaks escaped, so no record breaks and no later line can start a formula) that never runs as one."""
     text = printable(text)
     return "'" + text if text.startswith(_FORMULA_TRIGGERS) else text
-
-
-def modified_at(mtime: float) -> str:
-    return datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds")
 
 
 def submission_rows(consolidation: Consolidation) -> Iterator[tuple]:
@@ -72,25 +66,12 @@ def issue_rows(consolidation: Consolidation) -> Iterator[tuple]:
 
 
 def write_csv_atomic(path: Path, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
-    """UTF-8 CSV, written row by row to a temporary file and renamed into place. Rows come ready:
+    """UTF-8 CSV, written row by row and renamed into place (files.open_atomic). Rows come ready:
     every text that came from a submission already went through `neutralise`."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8", newline="", buffering=1 << 20) as handle:
+    with open_atomic(path, "w", encoding="utf-8", newline="", buffering=1 << 20) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def write_file_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def write_csvs(consolidation: Consolidation, folder: Path) -> dict[str, Path]:
@@ -127,50 +108,9 @@ def summary(consolidation: Consolidation, run_name: str = "") -> dict[str, objec
     }
 
 
-PARALLEL_WORKBOOK_FILES = 200  # below this the workbook takes less time than forking a writer
+SUMMARY_NAME = "summary.json"
 
 
-def write_outputs(consolidation: Consolidation, folder: Path, run_name: str = "",
-                  parallel_from: int = PARALLEL_WORKBOOK_FILES,
-                  meanwhile: Callable[[], None] | None = None) -> None:
-    """The workbook, CSV exports, feedback copies and summary of one run, into `folder`.
-
-    For large runs the workbook (the slowest output) is built in a forked process while this one writes
-    the rest, and then runs `meanwhile` (other work of the caller's): the reader workers are finished by
-    then, so the second core is free.
-    """
-    from pipeline.feedback import write_feedback
-
-    writer = None
-    if len(consolidation.files) >= parallel_from and "fork" in multiprocessing.get_all_start_methods():
-        writer = multiprocessing.get_context("fork").Process(target=_write_workbook, args=(consolidation, folder),
-                                                             name="workbook-writer")
-        # While both processes share the heap, neither collects garbage among the objects that existed at
-        # the fork: a collection writes to every object it visits, which would copy each shared page.
-        gc.freeze()
-        try:
-            writer.start()
-        except BaseException:
-            gc.unfreeze()
-            raise
-    else:
-        _write_workbook(consolidation, folder)
-    try:
-        write_csvs(consolidation, folder)
-        write_feedback(consolidation, folder)
-        write_file_atomic(folder / "summary.json",
-                          json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8"))
-        if meanwhile is not None:
-            meanwhile()
-    finally:
-        if writer is not None:
-            writer.join()
-            gc.unfreeze()
-    if writer is not None and (writer.exitcode != 0 or not (folder / WORKBOOK_NAME).exists()):
-        raise RuntimeError(f"the workbook writer failed (exit code {writer.exitcode})")
-
-
-def _write_workbook(consolidation: Consolidation, folder: Path) -> None:
-    from pipeline.workbook import build_workbook
-
-    write_file_atomic(folder / WORKBOOK_NAME, build_workbook(consolidation))
+def write_summary(consolidation: Consolidation, folder: Path, run_name: str = "") -> Path:
+    data = json.dumps(summary(consolidation, run_name), ensure_ascii=False, indent=2).encode("utf-8")
+    return write_file_atomic(folder / SUMMARY_NAME, data)

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from pipeline.cells import column_letters, column_number
 from pipeline.issues import Issue, make_issue
 
 CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -313,13 +314,6 @@ _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^<>]*?\bref="([A-Z]{0,4})([0-9]
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-def column_number(letters: bytes | str) -> int:
-    number = 0
-    for ch in letters.upper() if isinstance(letters, str) else letters.decode().upper():
-        number = number * 26 + (ord(ch) - 64)
-    return number
-
-
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
@@ -505,18 +499,9 @@ _SPACE = (b" ", b"\t", b"\r", b"\n")
 @lru_cache(maxsize=8)
 def _long_references(limits: Limits) -> re.Pattern[bytes]:
     digits = len(str(limits.max_rows))
-    letters = len(column_name(limits.max_columns))
+    letters = len(column_letters(limits.max_columns - 1))
     # The literal r=" first lets the regex engine skip ahead quickly; the byte before it is checked after.
     return re.compile(rb'r="(?:([A-Z]{%d,})([0-9]+)|([A-Z]*)([0-9]{%d,}))"' % (letters, digits))
-
-
-def column_name(number: int) -> str:
-    """1 → "A", 1024 → "AMJ"."""
-    name = ""
-    while number > 0:
-        number, remainder = divmod(number - 1, 26)
-        name = chr(65 + remainder) + name
-    return name
 
 
 def _zip_kind(read: Callable[[str, int], bytes], names) -> str | None:

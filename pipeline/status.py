@@ -1,12 +1,9 @@
-"""What `tonghop status` and `tonghop schedule` tell: the ledger's memory and a ready-made schedule."""
+"""What `tonghop status` tells: the ledger's memory of runs and mail, and what is waiting in the inbox."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.form import DEFAULT_FORM
@@ -44,48 +41,3 @@ def installation_status(config: Config, limit: int = 10, now: datetime | None = 
     report.inbox_files = len(ready)
     report.inbox_changed = last is None or fingerprint(ready, config, config.paths.form or DEFAULT_FORM) != last.fingerprint
     return report
-
-
-def schedule_text(kind: str, hour: int, minute: int, workdir: Path, executable: Path | None,
-                  config_file: Path | None) -> str:
-    """A cron line, a systemd service + timer, or a schtasks command running `tonghop run` nightly."""
-    if executable is None:
-        command = [sys.executable, "-m", "pipeline", "run"]
-    else:
-        command = [str(executable), "run"]
-    if config_file is not None:
-        command += ["--config", str(config_file)]
-    if kind == "cron":
-        line = f"cd {shlex.quote(str(workdir))} && {shlex.join(command)} >/dev/null 2>&1"
-        return (f"# Tổng hợp báo cáo phát triển đảng lúc {hour:02d}:{minute:02d} hằng đêm (nhật ký: outbox/tonghop.log)\n"
-                f"{minute} {hour} * * * {line}\n")
-    if kind == "systemd":
-        exec_line = " ".join(shlex.quote(part) for part in command)
-        return (
-            "# /etc/systemd/system/tonghop.service\n"
-            "[Unit]\n"
-            "Description=Tổng hợp báo cáo phát triển đảng (tonghop)\n"
-            "After=network-online.target\n"
-            "Wants=network-online.target\n\n"
-            "[Service]\n"
-            "Type=oneshot\n"
-            f"WorkingDirectory={workdir}\n"
-            f"ExecStart={exec_line}\n"
-            "# exit code 75: another run was still going; not a failure\n"
-            "SuccessExitStatus=75\n"
-            "EnvironmentFile=-/etc/tonghop.env\n\n"
-            "# /etc/systemd/system/tonghop.timer\n"
-            "[Unit]\n"
-            "Description=Chạy tonghop hằng đêm\n\n"
-            "[Timer]\n"
-            f"OnCalendar=*-*-* {hour:02d}:{minute:02d}:00\n"
-            "Persistent=true\n\n"
-            "[Install]\n"
-            "WantedBy=timers.target\n\n"
-            "# Cài đặt: systemctl daemon-reload && systemctl enable --now tonghop.timer\n"
-        )
-    if kind == "windows":
-        inner = " ".join(f'\\"{part}\\"' if " " in part else part for part in command)
-        return (f'schtasks /Create /F /SC DAILY /ST {hour:02d}:{minute:02d} /TN "tonghop" '
-                f'/TR "cmd /c cd /d \\"{workdir}\\" && {inner}"\n')
-    raise ValueError(kind)

@@ -14,18 +14,16 @@ The layout must stay where `read.locate_form` looks for it: the "Năm" header on
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import click
-
-from pipeline.form import DEFAULT_FORM, FormDefinition, FormDefinitionError, load_form
-from pipeline.registry import DEFAULT_REGISTRY, Registry, RegistryError, Unit, load_registry
+from pipeline.files import atomic_target
+from pipeline.form import FormDefinition
+from pipeline.formatting import format_number
+from pipeline.registry import Registry, Unit
 from pipeline.textnorm import nfc
 from pipeline.token import TOKEN_SHEET, token_rows
 
@@ -43,7 +41,6 @@ FIXED_FILL = "#E7E6E6"  # light grey: filled in by the province, locked
 HEADER_ROW = 8  # 1-based, as Excel shows it; the pipeline finds the form by these labels
 FIRST_DATA_ROW = 10
 FIRST_METRIC_COL = 2  # column C, 0-based
-QUOTA_METRIC = "quota_assigned"
 
 INPUT_TITLE = "Chỉ nhập số nguyên"
 INPUT_MESSAGE = "Nhập số nguyên không âm, không ghi chữ, không để dấu chấm phẩy."
@@ -54,7 +51,6 @@ ERROR_MESSAGE = ("Ô này chỉ nhận số nguyên không âm (0, 1, 2, …). "
 GUIDE_WIDTH = 80
 GUIDE_CHARS_PER_LINE = 85  # of 12-point Times New Roman in a column GUIDE_WIDTH wide, with room to spare
 
-EXIT_CANNOT_RUN = 2
 
 # Characters Windows refuses in file names; unit names come from a hand-kept workbook.
 _UNSAFE_FILE_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
@@ -68,6 +64,7 @@ class _Layout:
     last_col: int
     data_rows: dict[int, int]  # year → 0-based row
     signature_row: int  # 0-based
+    quota: str  # the quota metric (role `quota`): filled in and locked when the registry allocates every year
 
 
 def _layout(form: FormDefinition) -> _Layout:
@@ -75,7 +72,7 @@ def _layout(form: FormDefinition) -> _Layout:
     data_rows = {year: FIRST_DATA_ROW - 1 + i for i, year in enumerate(form.years)}
     last_data = max(data_rows.values())
     return _Layout(columns=columns, last_col=max(columns.values()), data_rows=data_rows,
-                   signature_row=last_data + 2)
+                   signature_row=last_data + 2, quota=form.roles.quota)
 
 
 def format_deadline(text: str | None) -> str:
@@ -102,10 +99,6 @@ def _parse_vietnamese_date(text: str) -> date:
 def unit_line(unit: Unit) -> str:
     """The line under the province line that names the unit, the way official letters print it."""
     return "BCH " + unit.name.upper()
-
-
-def province_line(province: str) -> str:
-    return "BCH ĐOÀN TỈNH " + province.upper()
 
 
 def unit_file_name(unit: Unit) -> str:
@@ -180,15 +173,16 @@ def _write_form_sheet(workbook: Any, fmt: _Formats, form: FormDefinition, provin
     last_col = layout.last_col
     half = last_col // 2  # the two heading blocks sit either side of one empty column
 
-    ws.merge_range(0, 0, 0, half - 1, province_line(province), fmt.org)
-    ws.merge_range(0, half + 1, 0, last_col, "ĐOÀN TNCS HỒ CHÍ MINH", fmt.party)
+    texts = form.texts
+    ws.merge_range(0, 0, 0, half - 1, texts.issuer_line(province), fmt.org)
+    ws.merge_range(0, half + 1, 0, last_col, texts.organisation, fmt.party)
     line = unit_line(unit) if unit else BLANK_UNIT_LINE
     # The blank copy's unit types its own name over "BCH....."; a unit's copy keeps the registry's.
     ws.merge_range(1, 0, 1, half - 1, line, fmt.org_bold if unit else fmt.unit_blank)
     if len(line) > 34:
         ws.set_row(1, 32)  # long names wrap onto a second line inside the merged cell
-    ws.merge_range(1, half + 1, 1, last_col, f"....., ngày .... tháng .... năm {report_year}", fmt.place_date)
-    ws.merge_range(2, 0, 2, half - 1, "***", fmt.rule)  # the Đoàn's mark under the issuing body
+    ws.merge_range(1, half + 1, 1, last_col, texts.form_place_date.format(year=report_year), fmt.place_date)
+    ws.merge_range(2, 0, 2, half - 1, texts.mark, fmt.rule)  # the Đoàn's mark under the issuing body
 
     ws.merge_range(3, 0, 3, last_col, form.title, fmt.title)
     ws.merge_range(4, 0, 4, last_col, form.subtitle.format(province=province), fmt.subtitle)
@@ -196,7 +190,7 @@ def _write_form_sheet(workbook: Any, fmt: _Formats, form: FormDefinition, provin
     ws.merge_range(5, 0, 5, last_col, form.period, fmt.period)
     ws.merge_range(6, 0, 6, half + 1, f"Xem trang \"{GUIDE_SHEET}\" trước khi điền; "
                    "số liệu chỉ điền vào các ô nền vàng.", fmt.note)
-    ws.merge_range(6, half + 2, 6, last_col, "Đơn vị tính: người", fmt.unit_note)
+    ws.merge_range(6, half + 2, 6, last_col, texts.unit_of_measure, fmt.unit_note)
 
     top, bottom = HEADER_ROW - 1, HEADER_ROW
     ws.merge_range(top, 0, bottom, 0, form.number_label, fmt.header)
@@ -223,7 +217,7 @@ def _write_form_sheet(workbook: Any, fmt: _Formats, form: FormDefinition, provin
         ws.write_string(row, 1, form.year_label.format(year=year), fmt.year)
         for metric in form.metrics:
             col = layout.columns[metric.key]
-            if metric.key == QUOTA_METRIC and year in quotas:
+            if metric.key == layout.quota and year in quotas:
                 ws.write_number(row, col, quotas[year], fmt.fixed)
             else:
                 ws.write_blank(row, col, None, fmt.input)
@@ -232,12 +226,12 @@ def _write_form_sheet(workbook: Any, fmt: _Formats, form: FormDefinition, provin
         ws.data_validation(*_validation(first_row, first_col, last_row, last_col_run))
 
     sign = layout.signature_row
-    ws.write_string(sign, 0, "Nơi nhận:", fmt.sign_note)
-    ws.write_string(sign + 1, 0, "- Ban Thường vụ Tỉnh đoàn;", fmt.sign_small)
-    ws.write_string(sign + 2, 0, "- Lưu VP.", fmt.sign_small)
-    ws.merge_range(sign, half + 1, sign, last_col, "TM. BAN THƯỜNG VỤ", fmt.sign_bold)
-    ws.merge_range(sign + 1, half + 1, sign + 1, last_col, "BÍ THƯ", fmt.sign_bold)
-    ws.merge_range(sign + 2, half + 1, sign + 2, last_col, "(Ký, ghi rõ họ tên và đóng dấu)", fmt.sign_hint)
+    for i, line in enumerate(texts.form_recipients):  # the heading ("Nơi nhận:"), then one line per recipient
+        ws.write_string(sign + i, 0, line, fmt.sign_note if i == 0 else fmt.sign_small)
+    for i, line in enumerate(texts.form_signature):
+        ws.merge_range(sign + i, half + 1, sign + i, last_col, line, fmt.sign_bold)
+    hint = sign + len(texts.form_signature)
+    ws.merge_range(hint, half + 1, hint, last_col, texts.form_signature_hint, fmt.sign_hint)
     ws.merge_range(sign + 6, half + 1, sign + 6, last_col, "", fmt.signer)
 
     widths = [5, 10] + [_metric_width(m.label if not m.group else m.sublabel) for m in form.metrics]
@@ -272,7 +266,7 @@ def _metric_width(label: str) -> float:
 
 def _input_runs(layout: _Layout, locked_quota: bool) -> list[tuple[int, int]]:
     """Contiguous column runs of input cells, so each gets one validation range like C10:D12."""
-    locked = {layout.columns[QUOTA_METRIC]} if locked_quota and QUOTA_METRIC in layout.columns else set()
+    locked = {layout.columns[layout.quota]} if locked_quota and layout.quota in layout.columns else set()
     runs: list[tuple[int, int]] = []
     for col in sorted(layout.columns.values()):
         if col in locked:
@@ -284,26 +278,24 @@ def _input_runs(layout: _Layout, locked_quota: bool) -> list[tuple[int, int]]:
     return runs
 
 
-QUOTA_COLUMN = "Cột \"Chỉ tiêu được giao kết nạp Đảng\""
-
-
 def _quota_line(form: FormDefinition, unit: Unit | None, quotas: dict[int, int],
                 allocated: dict[int, int]) -> str:
     """What the copy does with the quota column: `quotas` are the cells written (and locked), `allocated`
     what the registry holds for the unit (all of it, some years or none)."""
+    column = f"Cột \"{form.metric(form.roles.quota).label}\""
     if unit is None:
-        return f"{QUOTA_COLUMN} ghi đúng chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ hằng năm."
+        return f"{column} ghi đúng chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ hằng năm."
     if quotas:
-        return (f"{QUOTA_COLUMN} đã ghi sẵn chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ cho đơn vị và được khóa; "
-                "nếu thấy chưa đúng, liên hệ Ban Tổ chức – Kiểm tra, không tự sửa.")
+        return (f"{column} đã ghi sẵn chỉ tiêu Ban Thường vụ Tỉnh đoàn phân bổ cho đơn vị và được khóa; "
+                f"nếu thấy chưa đúng, liên hệ {form.texts.department}, không tự sửa.")
     if allocated:
-        known = ", ".join(f"năm {year}: {allocated[year]:,}".replace(",", ".") for year in sorted(allocated))
+        known = ", ".join(f"năm {year}: {format_number(allocated[year])}" for year in sorted(allocated))
         missing = ", ".join(str(year) for year in form.years if year not in allocated)
-        return (f"{QUOTA_COLUMN} để trống, không khóa: biểu mẫu chưa ghi sẵn chỉ tiêu vì Tỉnh đoàn mới phân bổ "
+        return (f"{column} để trống, không khóa: biểu mẫu chưa ghi sẵn chỉ tiêu vì Tỉnh đoàn mới phân bổ "
                 f"chỉ tiêu cho đơn vị {known} (chưa có năm {missing}). Đơn vị tự ghi chỉ tiêu được giao của "
                 "từng năm vào các ô nền vàng, năm đã phân bổ ghi đúng số trên; năm nào chưa được giao chỉ tiêu "
                 "thì ghi 0.")
-    return (f"{QUOTA_COLUMN} để trống, không khóa: biểu mẫu chưa ghi sẵn chỉ tiêu vì Tỉnh đoàn chưa phân bổ "
+    return (f"{column} để trống, không khóa: biểu mẫu chưa ghi sẵn chỉ tiêu vì Tỉnh đoàn chưa phân bổ "
             "chỉ tiêu cho đơn vị. Đơn vị tự ghi chỉ tiêu Ban Thường vụ Tỉnh đoàn giao của từng năm vào các ô "
             "nền vàng; năm nào chưa được giao chỉ tiêu thì ghi 0.")
 
@@ -312,8 +304,6 @@ def _guide_lines(form: FormDefinition, unit: Unit | None, deadline: str | None, 
                  quotas: dict[int, int] | None = None,
                  allocated: dict[int, int] | None = None) -> list[tuple[str, str]]:
     """(style, text) lines of the instructions sheet; `quotas` the quota cells the form sheet holds."""
-    change = next((r for r in form.rules if r.kind == "max_change"), None)
-    percent = f"{change.max_ratio:.0%}" if change else "50%"
     quotas = quotas or {}
     allocated = quotas if allocated is None else allocated
     quota_line = _quota_line(form, unit, quotas, allocated)
@@ -332,24 +322,22 @@ def _guide_lines(form: FormDefinition, unit: Unit | None, deadline: str | None, 
         ("text", "- Mỗi ô ghi một số nguyên không âm (0, 1, 2, …): không ghi chữ, không ghi số thập phân, "
                  "không để dấu chấm, dấu phẩy. Chỉ tiêu nào không có số liệu thì ghi 0, không để trống."),
         ("text", f"- {quota_line}"),
-        ("text", "- Ghi ngày tháng ở ô \"....., ngày .... tháng .... năm\" và họ tên đồng chí Bí thư dưới "
-                 "chữ \"BÍ THƯ\"."),
+        ("text", f"- Ghi ngày tháng ở ô \"{form.texts.form_place_date.format(year='').rstrip()}\" và họ tên "
+                 f"đồng chí Bí thư dưới chữ \"{form.texts.form_signature[-1]}\"."),
         ("", ""),
         ("head", "2. Cách gửi"),
         ("text", "- Lưu tệp dưới dạng Excel (.xlsx)" + (f", giữ nguyên tên tệp \"{file_name}\"." if unit
                                                          else ".")),
         ("text", "- Không đổi tên, không xóa, không thêm trang tính; không chèn thêm dòng, cột vào biểu mẫu."),
-        ("text", "- Gửi tệp qua email về Ban Tổ chức – Kiểm tra Tỉnh đoàn. Cần sửa số liệu thì gửi lại cả "
+        ("text", f"- Gửi tệp qua email về {form.texts.department} Tỉnh đoàn. Cần sửa số liệu thì gửi lại cả "
                  "tệp; Tỉnh đoàn lấy bản nhận sau cùng."),
         ("", ""),
         ("head", "3. Những điểm Tỉnh đoàn sẽ kiểm tra"),
-        ("text", "- Mọi ô số liệu là số nguyên, không âm."),
-        ("text", "- Số đoàn viên ưu tú (ĐVUT) không lớn hơn tổng số đoàn viên."),
-        ("text", "- Tổng số học sinh, sinh viên, TNCCN được kết nạp Đảng không lớn hơn số ĐVUT."),
     ]
-    if unit is None or allocated:  # checked against the registry, which holds nothing for this unit otherwise
-        lines.append(("text", "- Chỉ tiêu được giao kết nạp Đảng ghi đúng theo phân bổ của Tỉnh đoàn."))
-    lines.append(("text", f"- Tổng số đoàn viên thay đổi hơn {percent} so với năm trước sẽ được hỏi lại."))
+    for rule in form.rules:  # one line per rule of the form, in its own words for the unit
+        if rule.kind == "allocation" and unit is not None and not allocated:
+            continue  # checked against the registry, which holds nothing for this unit
+        lines.append(("text", f"- {form.explanation(rule)}"))
     return lines
 
 
@@ -395,9 +383,7 @@ def _write_workbook(path: Path, form: FormDefinition, province: str, unit: Unit 
     path.parent.mkdir(parents=True, exist_ok=True)
     format_deadline(deadline)  # fail on a bad date before anything is written
     # Written beside the target and renamed into place, so a crash never leaves half a form to hand out.
-    handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".xlsx", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_target(path) as temp_name:
         workbook = xlsxwriter.Workbook(temp_name, {
             "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False,
             # The sheet's own default font, so column widths measure the font actually printed; with
@@ -415,10 +401,6 @@ def _write_workbook(path: Path, form: FormDefinition, province: str, unit: Unit 
         if unit is not None:
             _write_token_sheet(workbook, unit, form)
         workbook.close()
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -454,32 +436,3 @@ def write_all(out_dir: Path | str, form: FormDefinition, registry: Registry, dea
     blank_dir = Path(blank_dir) if blank_dir is not None else out_dir
     written.append(write_blank_template(blank_dir / blank_file_name(form), form, province, deadline))
     return written
-
-
-@click.command("templates")
-@click.option("--registry", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_REGISTRY,
-              show_default=True, help="Registry workbook: units and allocated quotas to fill in.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_OUT,
-              show_default=True, help="Folder for the per-unit copies (the blank copy goes to its parent "
-                                      "unless --out is given).")
-@click.option("--form", "form_path", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_FORM,
-              show_default=True, help="Form definition (TOML) under schemas/.")
-@click.option("--deadline", default=None, metavar="YYYY-MM-DD",
-              help="Due date printed on the instructions sheet, e.g. 2024-02-10.")
-@click.option("--province", default=DEFAULT_PROVINCE, show_default=True, help="Province name printed on the form.")
-@click.pass_context
-def templates_command(ctx: click.Context, registry: Path, out_dir: Path, form_path: Path, deadline: str | None,
-                      province: str) -> None:
-    """Write one protected copy of the form per registry unit, plus a blank copy."""
-    try:
-        format_deadline(deadline)
-        form = load_form(form_path)
-        units = load_registry(registry)
-    except (ValueError, RegistryError, FormDefinitionError) as exc:  # the message is already Vietnamese
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_CANNOT_RUN)
-    out_given = ctx.get_parameter_source("out_dir") is not click.core.ParameterSource.DEFAULT
-    blank_dir = out_dir if out_given else out_dir.parent
-    written = write_all(out_dir, form, units, deadline, province, blank_dir=blank_dir)
-    click.echo(f"Đã ghi {len(written) - 1} biểu mẫu đơn vị vào thư mục {out_dir}.")
-    click.echo(f"Biểu mẫu trống (chưa ghi đơn vị): {written[-1]}")

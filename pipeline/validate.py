@@ -7,11 +7,11 @@ than frame by frame. Each failure case is mapped back to the Excel cell it came 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.form import FormDefinition, Rule
+from pipeline.formatting import format_number, format_percent
 from pipeline.issues import Issue
 
 if TYPE_CHECKING:
@@ -36,13 +36,6 @@ class SubmissionValues:
     total: dict[str, int | None]
     total_cells: dict[str, str]
     allocation: dict[int, int]  # year → quota allocated by the province
-
-
-def format_number(value: object) -> str:
-    """1250 → "1.250", the way Vietnamese readers write thousands."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return f"{int(value):,}".replace(",", ".")
-    return str(value)
 
 
 def build_schema(form: FormDefinition) -> "pa.DataFrameSchema":
@@ -267,8 +260,8 @@ def _issue(rule: Rule, sub: SubmissionValues, derived: _Derived, index: int, met
     elif rule.kind == "max_change":
         previous = derived.previous(metric, index)
         change = abs(int(value) - previous) / previous
-        fields.update(previous=format_number(previous), percent=f"{change:.0%}".replace(".", ","))
-        expected = f"thay đổi ≤ {rule.max_ratio:.0%} so với {format_number(previous)}"
+        fields.update(previous=format_number(previous), percent=format_percent(change, 0))
+        expected = f"thay đổi ≤ {format_percent(rule.max_ratio, 0)} so với {format_number(previous)}"
     elif rule.kind == "allocation":
         expected = format_number(int(row[ALLOCATED]))
     elif rule.kind == "min":

@@ -1,6 +1,7 @@
 """`tong_hop.xlsx`: the workbook the board opens every morning, forwards upward, and answers from.
 
-Written with xlsxwriter in memory. Every text that came from a submission goes through
+Written with xlsxwriter in memory (`build_workbook` returns its bytes; pipeline.runfolder writes them
+to WORKBOOK_NAME). Every text that came from a submission goes through
 `write_string`, and the workbook is created with string-to-formula/URL conversion off, so a unit's
 "=HYPERLINK(…)" stays text.
 """
@@ -8,15 +9,18 @@ Written with xlsxwriter in memory. Every text that came from a submission goes t
 from __future__ import annotations
 
 import io
-import re
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from pipeline.consolidate import Consolidation, FileOutcome, admitted_metrics
-from pipeline.issues import Issue, clip_text
-from pipeline.report import modified_at
+from pipeline.changes import KINDS
+from pipeline.consolidate import Consolidation, FileOutcome
+from pipeline.formatting import NUMBER_FORMAT, PERCENT_FORMAT, format_number, modified_at
+from pipeline.issues import Issue
+from pipeline.wording import SEVERITY_WORDS, STATUS_WORDS, clip, listed, sheet_title
+
+WORKBOOK_NAME = "tong_hop.xlsx"
 
 SHEET_PROVINCE = "Báo cáo tỉnh"
 SHEET_STATUS = "Tình trạng nộp"
@@ -26,37 +30,6 @@ SHEET_DISCREPANCIES = "Sai lệch"
 SHEET_CHANGES = "Thay đổi"
 DISCREPANCY_PREFIX = "SL - "
 DEFAULT_UNIT_SHEET_LIMIT = 60
-
-# Thousands with "." whatever the reader's locale: "1.250", "1.250.000".
-NUMBER_FORMAT = '[>=1000000]#"."###"."###;[>=1000]#"."###;0'
-PERCENT_FORMAT = "0.0%"
-
-STATUS_WORDS = {
-    "ok": "Đã nhận – hợp lệ",
-    "warnings": "Có cảnh báo",
-    "rejected": "Trả lại – cần sửa",
-    "missing": "Chưa nộp",
-}
-SEVERITY_WORDS = {"error": "Lỗi", "warning": "Cảnh báo", "info": "Thông tin"}
-_ILLEGAL_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
-
-
-def clip(text: str) -> str:
-    return clip_text(text)
-
-
-def sheet_title(base: str, taken: set[str]) -> str:
-    """A legal, unique sheet name of at most 31 characters (Excel compares names case-insensitively)."""
-    cleaned = _ILLEGAL_SHEET_CHARS.sub("-", base).strip("'").strip() or "Trang"
-    candidate = cleaned[:31]
-    counter = 2
-    while candidate.casefold() in {t.casefold() for t in taken}:
-        suffix = f" ({counter})"
-        candidate = cleaned[: 31 - len(suffix)] + suffix
-        counter += 1
-    taken.add(candidate)
-    return candidate
-
 
 def unit_state(consolidation: Consolidation, code: str) -> str:
     submission = consolidation.submissions.get(code)
@@ -134,7 +107,7 @@ class _Widths:
         self.widths: dict[int, float] = {}
 
     def see(self, col: int, value: object, minimum: float = 6, maximum: float = 60) -> None:
-        text = value if isinstance(value, str) else (f"{value:,}" if isinstance(value, int) else str(value))
+        text = value if isinstance(value, str) else (format_number(value) if isinstance(value, int) else str(value))
         longest = len(text) if "\n" not in text else max((len(line) for line in text.splitlines()), default=0)
         width = longest * 1.15 + 2
         current = self.widths.get(col)
@@ -146,6 +119,14 @@ class _Widths:
     def apply(self, sheet) -> None:
         for col, width in self.widths.items():
             sheet.set_column(col, col, width)
+
+
+def _streamed_sheet(book, name: str):
+    """A worksheet whose long body is streamed (pipeline.streamsheet)."""
+    # Deferred like xlsxwriter itself: streamsheet subclasses xlsxwriter's Worksheet (~30 ms to import).
+    from pipeline.streamsheet import StreamedWorksheet
+
+    return book.add_worksheet(name, worksheet_class=StreamedWorksheet)
 
 
 def build_workbook(consolidation: Consolidation, unit_sheet_limit: int | None = None) -> bytes:
@@ -196,14 +177,11 @@ def _deflate_level(level: int) -> Iterator[None]:
         zlib.Z_DEFAULT_COMPRESSION = default
 
 
-_NOTEWORTHY_INFO = {"unit_name_conflict", "unit_from_file_name", "year_unexpected", "row_ignored"}
-
-
 def _unit_issues(consolidation: Consolidation, code: str) -> list[Issue]:
     submission = consolidation.submissions.get(code)
     if submission is None:
         return []
-    return [i for i in submission.issues if i.severity != "info" or i.code in _NOTEWORTHY_INFO]
+    return listed(submission.issues)
 
 
 def _unattributed_issues(consolidation: Consolidation) -> list[Issue]:
@@ -218,12 +196,13 @@ def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
     province = c.province
     metrics = form.metrics
     last_col = 1 + len(metrics)
-    sheet.merge_range(0, 0, 0, 3, f"BCH ĐOÀN TỈNH {province.upper()}", f.subtitle)
-    sheet.merge_range(0, 5, 0, last_col, "ĐOÀN TNCS HỒ CHÍ MINH", f.subtitle)
-    sheet.merge_range(1, 0, 1, 3, "***", f.subtitle)
+    texts = form.texts
+    sheet.merge_range(0, 0, 0, 3, texts.issuer_line(province), f.subtitle)
+    sheet.merge_range(0, 5, 0, last_col, texts.organisation, f.subtitle)
+    sheet.merge_range(1, 0, 1, 3, texts.mark, f.subtitle)
     date = c.created
-    sheet.merge_range(1, 5, 1, last_col, f"{province}, ngày {date.day:02d} tháng {date.month:02d} năm {date.year}",
-                      f.italic)
+    sheet.merge_range(1, 5, 1, last_col, texts.report_place_date.format(
+        province=province, day=f"{date.day:02d}", month=f"{date.month:02d}", year=date.year), f.italic)
     sheet.merge_range(3, 0, 3, last_col, form.title, f.title)
     sheet.merge_range(4, 0, 4, last_col, form.subtitle.format(province=province), f.subtitle)
     sheet.merge_range(5, 0, 5, last_col, form.period, f.subtitle)
@@ -232,7 +211,7 @@ def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
     sheet.merge_range(header_top, 1, header_bottom, 1, form.year_header, f.header)
     col = 2
     groups_done: set[str] = set()
-    for index, metric in enumerate(metrics):
+    for metric in metrics:
         if metric.group:
             if metric.group not in groups_done:
                 span = sum(1 for m in metrics if m.group == metric.group)
@@ -259,58 +238,41 @@ def _province_sheet(book, f: _Formats, c: Consolidation) -> None:
                                     "hợp lệ.", f.italic)
     shares_bottom = _shares_table(sheet, f, c, note_row + 2, last_col)
     sign_row = shares_bottom + 2
-    sheet.merge_range(sign_row, 5, sign_row, last_col, "TM. BAN THƯỜNG VỤ TỈNH ĐOÀN", f.subtitle)
-    sheet.merge_range(sign_row + 1, 5, sign_row + 1, last_col, "BÍ THƯ", f.subtitle)
-    sheet.merge_range(sign_row + 5, 5, sign_row + 5, last_col, "(ký, ghi rõ họ tên)", f.italic)
+    for i, line in enumerate(texts.report_signature):
+        sheet.merge_range(sign_row + i, 5, sign_row + i, last_col, line, f.subtitle)
+    # Three empty rows for the signature under the signer's title.
+    hint_row = sign_row + len(texts.report_signature) + 3
+    sheet.merge_range(hint_row, 5, hint_row, last_col, texts.report_signature_hint, f.italic)
     _page_setup(sheet)
     sheet.freeze_panes(header_bottom + 1, 2)
 
 
 def shares(c: Consolidation, year: int) -> dict[str, float | None]:
-    """The shares the plan asks for: who was admitted, and how deep the pipeline of members runs."""
+    """The shares the form asks for (its `[[shares]]`, in order): share key → ratio, None over 0."""
     totals = c.totals
-    admitted_keys = admitted_metrics(c.form)
-    admitted = sum(totals[(year, k)] for k in admitted_keys)
-    outstanding = totals[(year, "outstanding_members")]
-    members = totals[(year, "members_total")]
-
-    def ratio(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
-    workers = sum(totals[(year, k)] for k in admitted_keys if k.startswith("admitted_workers"))
-    return {
-        "pupils_of_admitted": ratio(totals[(year, "admitted_pupils")], admitted),
-        "students_of_admitted": ratio(totals[(year, "admitted_students")], admitted),
-        "workers_of_admitted": ratio(workers, admitted),
-        "admitted_of_outstanding": ratio(admitted, outstanding),
-        "outstanding_of_members": ratio(outstanding, members),
-    }
-
-
-SHARE_LABELS = {
-    "pupils_of_admitted": "Học sinh / số được kết nạp",
-    "students_of_admitted": "Sinh viên / số được kết nạp",
-    "workers_of_admitted": "TNCCN / số được kết nạp",
-    "admitted_of_outstanding": "Được kết nạp / đoàn viên ưu tú",
-    "outstanding_of_members": "Đoàn viên ưu tú / tổng số đoàn viên",
-}
+    result: dict[str, float | None] = {}
+    for share in c.form.shares:
+        part = sum(totals[(year, k)] for k in share.numerator)
+        whole = sum(totals[(year, k)] for k in share.denominator)
+        result[share.key] = part / whole if whole else None
+    return result
 
 
 def _shares_table(sheet, f: _Formats, c: Consolidation, top: int, last_col: int) -> int:
     """The shares under the report, label across B..E and one column per year; returns its last row."""
     years = c.form.years
     first_year_col = last_col - len(years) + 1
-    sheet.merge_range(top, 1, top, last_col, "TỈ TRỌNG (%)", f.bold)
-    sheet.merge_range(top + 1, 1, top + 1, first_year_col - 1, "Chỉ số", f.header)
+    sheet.merge_range(top, 1, top, last_col, c.form.texts.shares_title, f.bold)
+    sheet.merge_range(top + 1, 1, top + 1, first_year_col - 1, c.form.texts.shares_header, f.header)
     for j, year in enumerate(years):
         sheet.write_string(top + 1, first_year_col + j, c.form.year_label.format(year=year), f.header)
     per_year = {year: shares(c, year) for year in years}
     row = top + 1
-    for key, label in SHARE_LABELS.items():
+    for share in c.form.shares:
         row += 1
-        sheet.merge_range(row, 1, row, first_year_col - 1, label, f.text)
+        sheet.merge_range(row, 1, row, first_year_col - 1, share.label, f.text)
         for j, year in enumerate(years):
-            value = per_year[year][key]
+            value = per_year[year][share.key]
             if value is None:
                 sheet.write_string(row, first_year_col + j, "–", f.center)
             else:
@@ -326,9 +288,7 @@ STATUS_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Tình trạng", "
 
 def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[str, str],
                   per_unit_sheets: bool) -> None:
-    from pipeline.streamsheet import StreamedWorksheet
-
-    sheet = book.add_worksheet(SHEET_STATUS, worksheet_class=StreamedWorksheet)
+    sheet = _streamed_sheet(book, SHEET_STATUS)
     units = c.registry.units
     received = sum(1 for u in units if u.code in c.submissions)
     accepted = sum(1 for u in units if c.unit_status(u.code) == "accepted")
@@ -416,9 +376,7 @@ def _when(outcome: FileOutcome) -> str:
 # ---------------------------------------------------------------- Số liệu đơn vị
 
 def _values_sheet(book, f: _Formats, c: Consolidation) -> None:
-    from pipeline.streamsheet import StreamedWorksheet
-
-    sheet = book.add_worksheet(SHEET_VALUES, worksheet_class=StreamedWorksheet)
+    sheet = _streamed_sheet(book, SHEET_VALUES)
     form = c.form
     headers = ["Mã đơn vị", "Tên đơn vị", "Năm", *[m.label for m in form.metrics], "Tệp", "Trang tính"]
     widths = _Widths()
@@ -459,9 +417,7 @@ QUOTA_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Năm", "Chỉ tiêu Tỉn
 
 
 def _quota_sheet(book, f: _Formats, c: Consolidation) -> None:
-    from pipeline.streamsheet import StreamedWorksheet
-
-    sheet = book.add_worksheet(SHEET_QUOTAS, worksheet_class=StreamedWorksheet)
+    sheet = _streamed_sheet(book, SHEET_QUOTAS)
     widths = _Widths()
     for col, title in enumerate(QUOTA_HEADERS):
         sheet.write_string(0, col, title, f.header)
@@ -640,8 +596,6 @@ def _discrepancy_list_sheet(book, f: _Formats, c: Consolidation, per_unit_sheets
 # ---------------------------------------------------------------- Thay đổi
 
 def _changes_sheet(book, f: _Formats, c: Consolidation) -> None:
-    from pipeline.changes import KINDS
-
     sheet = book.add_worksheet(SHEET_CHANGES)
     sheet.write_string(0, 0, "NHỮNG THAY ĐỔI SO VỚI LẦN TỔNG HỢP TRƯỚC", f.bold)
     headers = ("STT", "Loại thay đổi", "Mã đơn vị", "Nội dung", "Năm", "Giá trị cũ", "Giá trị mới")

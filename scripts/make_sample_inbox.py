@@ -650,18 +650,13 @@ def expected_document(samples: list[Sample], built: dict[str, Built]) -> dict:
 
 
 def touch_only(inbox: Path, expected: Path) -> int:
-    document = json.loads(expected.read_text(encoding="utf-8"))
-    on_disk = {unicodedata.normalize("NFC", p.name): p for p in inbox.iterdir() if p.is_file()}
-    missing = 0
-    for name, entry in document["files"].items():
-        path = on_disk.get(name)
-        if path is None:
-            print(f"  ! không thấy tệp {name}")
-            missing += 1
-            continue
-        set_mtime(path, datetime.fromisoformat(entry["mtime"]))
-    print(f"Đã đặt lại thời gian sửa đổi cho {len(document['files']) - missing} tệp trong {inbox}.")
-    return 1 if missing else 0
+    from pipeline.demo import restore_received_times
+
+    restored = restore_received_times(inbox, expected)
+    for name in restored.missing:
+        print(f"  ! không thấy tệp {name}")
+    print(f"Đã đặt lại thời gian sửa đổi cho {restored.files} tệp trong {inbox}.")
+    return 1 if restored.missing else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,15 +172,15 @@ def test_run_on_missing_inbox_cannot_run(tmp_path):
 def test_the_workbook_written_in_a_forked_process_is_the_same(small_inbox, tmp_path, registry):
     from openpyxl import load_workbook
 
-    from pipeline.report import write_outputs
+    from pipeline.runfolder import write_outputs
     from pipeline.run import Options, process_inbox
 
     consolidation = process_inbox(small_inbox, Options(registry=REGISTRY))
     inline, forked = tmp_path / "inline", tmp_path / "forked"
     inline.mkdir()
     forked.mkdir()
-    write_outputs(consolidation, inline, parallel_from=10**9)
-    write_outputs(consolidation, forked, parallel_from=0)
+    write_outputs(consolidation, inline, {}, parallel_from=10**9)
+    write_outputs(consolidation, forked, {}, parallel_from=0)
     assert sorted(p.name for p in inline.rglob("*")) == sorted(p.name for p in forked.rglob("*"))
     for name in ("values.csv", "totals.csv", "submissions.csv", "issues.csv"):
         assert (inline / name).read_bytes() == (forked / name).read_bytes()

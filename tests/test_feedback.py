@@ -19,6 +19,7 @@ from pipeline.cli import main
 from pipeline.feedback import FEEDBACK_FOLDER, FILLS, SHEET_ISSUES, build_feedback, write_feedback
 from pipeline.intake import scan
 from pipeline.run import Options, process
+from pipeline.runfolder import reread_sheets
 from pipeline.workbook import build_workbook, sheet_title
 
 INJECTION = '=HYPERLINK("http://x","y")'
@@ -102,7 +103,7 @@ def run(tmp_path_factory, registry, form):
     consolidation = process(scan(inbox), Options(), registry, form)
     out = base / "out"
     out.mkdir()
-    paths = write_feedback(consolidation, out)
+    paths = write_feedback(consolidation, out, reread_sheets(consolidation))
     return {"inbox": inbox, "out": out, "paths": paths, "c": consolidation, "cases": cases, "base": base}
 
 
@@ -384,7 +385,7 @@ def test_a_sheet_not_kept_at_first_reading_is_read_again_for_its_feedback_copy(t
     consolidation = process(scan(inbox), Options(registry=REGISTRY))
     outcome = consolidation.submissions["DT"]
     assert [i.code for i in outcome.issues] == ["quota_mismatch"] and outcome.grid == []
-    [path] = write_feedback(consolidation, tmp_path / "out")
+    [path] = write_feedback(consolidation, tmp_path / "out", reread_sheets(consolidation))
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == ["Sai lệch cần sửa", "Biểu mẫu"]
     cell = book["Biểu mẫu"][spec.cell_of(2022, "quota_assigned")]

@@ -25,7 +25,8 @@ import pipeline.read
 from pipeline.feedback import FEEDBACK_FOLDER, SHEET_ISSUES
 from pipeline.intake import scan
 from pipeline.isolation import IsolationSettings
-from pipeline.run import Options, process, write_run
+from pipeline.run import Options, process
+from pipeline.runfolder import write_run
 
 YEARS = (2021, 2022, 2023)
 LINES = {"DT": "BCH HUYỆN ĐOÀN DẦU TIẾNG", "TA": "BCH THÀNH ĐOÀN THUẬN AN", "PG": "BCH HUYỆN ĐOÀN PHÚ GIÁO",
@@ -257,7 +258,7 @@ def _cell_texts(book) -> list[str]:
 @pytest.mark.parametrize("swap", ["another_unit", "fifo"])
 def test_feedback_copy_never_shows_a_sheet_other_than_the_one_judged(tmp_path, registry, form, caplog, swap):
     """DT's only remark comes from validation, so its sheet is read again for the copy (see
-    feedback.write_feedback); by then its file has been replaced."""
+    runfolder.reread_sheets); by then its file has been replaced."""
     if swap == "fifo" and not hasattr(os, "mkfifo"):
         pytest.skip("no named pipes on this system")
     inbox, spare = tmp_path / "inbox", tmp_path / "spare"

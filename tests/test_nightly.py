@@ -283,9 +283,10 @@ def test_status_reports_runs_pending_and_mail(filled_inbox, outbox, registry):
 @pytest.mark.parametrize(("flag", "needles"), [
     ("--cron", ["0 2 * * *", " run"]),
     ("--systemd", ["[Timer]", "OnCalendar=*-*-* 02:00:00", "ExecStart=", "SuccessExitStatus=75"]),
-    ("--windows", ["schtasks /Create", "/SC DAILY", "/ST 02:00"]),
+    ("--windows", ["schtasks /Create", "/XML", "tonghop_task.xml"]),
 ])
-def test_schedule_prints_a_ready_schedule(flag, needles):
+def test_schedule_prints_a_ready_schedule(flag, needles, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = cli("schedule", flag)
     assert result.exit_code == 0
     for needle in needles:

@@ -375,22 +375,19 @@ def test_registry_loaded_while_reading_gives_the_same_result(tmp_path, registry,
     assert loaded.registry.units == registry.units
 
 
-def test_results_that_arrive_before_the_registry_wait_for_it(tmp_path, registry, form):
-    from pipeline.isolation import read_one
-    from pipeline.run import Assessor
+def test_files_are_read_without_the_registry_and_identified_after(tmp_path, registry, form):
+    """Reading and normalizing need no registry (the workers may start before it is loaded); each
+    stage returns a new record, the ones before it stay as they were."""
+    from pipeline.identify import UnitMatcher, find_unit
+    from pipeline.normalize import read_and_prepare
 
     paths = _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
-    files = scan(tmp_path / "inbox")
-    assessor = Assessor(files, form)
-    by_name = {f.name: i for i, f in enumerate(f for f in files if not f.junk_reason)}
-    assessor.add(by_name["DT.xlsx"], assessor.finish(paths[0], read_one(paths[0], form)))
-    assessor.add(by_name["PG.xlsx"], assessor.finish(paths[1], read_one(paths[1], form)))
-    assert [o.unit for o in assessor.outcomes] == ["", "", ""]  # nothing identified without the registry
-    assessor.use_registry(registry)
-    assessor.add(by_name["TA.xlsx"], assessor.finish(paths[2], read_one(paths[2], form)))
-    outcomes = assessor.complete()
-    assert [(o.name, o.unit) for o in outcomes] == [("DT.xlsx", "DT"), ("PG.xlsx", "PG"), ("TA.xlsx", "TA")]
-    assert all(o.values[(2021, "members_total")] is not None for o in outcomes)
+    submissions = [read_and_prepare(str(path), form) for path in paths]
+    assert all(s.located and s.numbers.values[(2021, "members_total")] is not None for s in submissions)
+    matcher = UnitMatcher(registry)
+    findings = [find_unit(s, p.name, matcher, registry, form.edition) for s, p in zip(submissions, paths, strict=True)]
+    assert [(f.unit, f.source) for f in findings] == [("DT", "unit_line"), ("PG", "unit_line"), ("TA", "unit_line")]
+    assert submissions == [read_and_prepare(str(path), form) for path in paths]
 
 
 def test_a_malformed_registry_found_while_reading_stops_the_run_and_its_readers(tmp_path, registry, form):

@@ -19,12 +19,12 @@ from pipeline.identify import UnitMatcher, identify
 from pipeline.intake import scan
 from pipeline.read import read_submission
 from pipeline.run import Options, process
+from pipeline.cli import templates_command
 from pipeline.templates import (
     FORM_SHEET,
     GUIDE_SHEET,
     blank_file_name,
     format_deadline,
-    templates_command,
     unit_file_name,
     unit_line,
     write_all,

@@ -20,6 +20,7 @@ from pipeline.consolidate import admitted_metrics
 from pipeline.feedback import write_feedback
 from pipeline.intake import scan
 from pipeline.run import Options, process, process_inbox
+from pipeline.runfolder import reread_sheets
 from pipeline.textnorm import nfc
 from pipeline.workbook import build_workbook, sheet_title
 
@@ -362,7 +363,7 @@ def test_workbook_and_a_feedback_copy_print_to_pdf(sample, consolidation, tmp_pa
     text = _text(pdf)
     if text is not None:
         assert "BÁO CÁO" in text and "TÌNH TRẠNG NỘP BÁO CÁO" in text and "Thành đoàn Dĩ An" in text
-    copies = write_feedback(consolidation, tmp_path / "run")
+    copies = write_feedback(consolidation, tmp_path / "run", reread_sheets(consolidation))
     copy = next(p for p in copies if p.stem == "DHBD")
     pdf = _to_pdf(copy, tmp_path)
     assert pdf.exists() and _pages(pdf) >= 2

@@ -1,0 +1,132 @@
+"""pipeline.parallel: the one pool contract (results in order, or the Issue that replaced each), the
+background helper, and the garbage-collector pause."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from pipeline import parallel
+from pipeline.parallel import Failed, IsolationSettings
+
+CRASH, SLEEP, HOG = 17, 23, 31
+
+
+def square(item: int, offset: int = 0) -> int:
+    return item * item + offset
+
+
+def square_or_crash(item: int) -> int:
+    if item == CRASH:
+        parallel.note(b"seen %d" % item)
+        os._exit(3)
+    return item * item
+
+
+def square_or_sleep(item: int) -> int:
+    if item == SLEEP:
+        time.sleep(60)
+    return item * item
+
+
+def square_or_hog(item: int) -> int:
+    if item == HOG:
+        parallel.note(b"hog")
+        hoard = bytearray(4 * 1024 ** 3)  # beyond the worker's address-space cap
+        return len(hoard)
+    return item * item
+
+
+class Holder:
+    def method(self, item: int) -> int:
+        return item
+
+
+def test_results_come_in_order_across_workers():
+    items = list(range(50))
+    results = parallel.map(square, items, IsolationSettings(workers=2), args=(1,))
+    assert results == [i * i + 1 for i in items]
+    assert multiprocessing.active_children() == []
+
+
+def test_progress_reports_every_item_once_done():
+    seen: list[tuple[int, int]] = []
+    parallel.map(square, list(range(40)), IsolationSettings(workers=2), progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1] == (40, 40)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_crashing_item_is_replaced_by_its_issue_and_the_others_are_kept():
+    items = list(range(50))
+    results = parallel.map(square_or_crash, items, IsolationSettings(workers=2))
+    failed = results[CRASH]
+    assert isinstance(failed, Failed)
+    assert failed.issue.code == "reader_crashed" and "3" in failed.issue.message
+    assert failed.note == b"seen 17"
+    assert [r for i, r in enumerate(results) if i != CRASH] == [i * i for i in items if i != CRASH]
+
+
+def test_an_item_past_its_deadline_is_replaced_by_reader_timeout():
+    items = list(range(30))
+    started = time.monotonic()
+    results = parallel.map(square_or_sleep, items, IsolationSettings(workers=2, timeout_seconds=0.5))
+    assert time.monotonic() - started < 20
+    assert isinstance(results[SLEEP], Failed) and results[SLEEP].issue.code == "reader_timeout"
+    assert [r for i, r in enumerate(results) if i != SLEEP] == [i * i for i in items if i != SLEEP]
+    assert multiprocessing.active_children() == []
+
+
+def test_an_item_beyond_the_memory_cap_is_replaced_by_reader_out_of_memory():
+    items = list(range(40))
+    results = parallel.map(square_or_hog, items, IsolationSettings(workers=2, memory_mb=256))
+    assert isinstance(results[HOG], Failed)
+    assert results[HOG].issue.code == "reader_out_of_memory" and results[HOG].note == b"hog"
+    assert [r for i, r in enumerate(results) if i != HOG] == [i * i for i in items if i != HOG]
+
+
+def test_a_pool_keeps_its_workers_across_maps():
+    with parallel.Pool(square, IsolationSettings(workers=2)) as pool:
+        first = pool.map([1, 2, 3])
+        pids = {w.process.pid for w in pool._workers}
+        second = pool.map(list(range(20)))
+        assert {w.process.pid for w in pool._workers} == pids
+    assert first == [1, 4, 9] and second == [i * i for i in range(20)]
+    assert multiprocessing.active_children() == []
+
+
+def test_in_process_map_gives_the_same_results():
+    assert parallel.map(square, [3, 4], isolated=False) == [9, 16]
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("function", [lambda item: item, Holder().method, functools.partial(square, offset=1)],
+                         ids=["lambda", "bound method", "partial"])
+def test_only_a_named_top_level_function_is_accepted(function):
+    with pytest.raises(AssertionError):
+        parallel.map(function, [1, 2])
+    assert multiprocessing.active_children() == []
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_in_background_returns_the_value_or_raises_in_the_caller():
+    assert parallel.in_background(square, 5, 1).result() == 26
+    with pytest.raises(ValueError, match="boom"):
+        parallel.in_background(fail, "boom").result()
+
+
+def test_gc_paused_nests_and_restores_collection():
+    assert gc.isenabled()
+    with parallel.gc_paused():
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        with parallel.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
