@@ -457,8 +457,8 @@ class PatchableBook:
 # ---------------------------------------------------------------------------------------------- registry
 
 def write_registry(path: Path, units: list[Unit], quotas: dict[str, dict[int, int]]) -> Path:
-    """The registry, in the layout tonghop reads (pipeline.registry.write_registry)."""
-    from pipeline import registry
+    """The registry, in the layout tonghop reads (pipeline.core.registry.write_registry)."""
+    from pipeline.core import registry
 
     return registry.write_registry(
         path, (registry.Unit(u.code, u.name, (u.alias,) if u.alias else (), u.email) for u in units),

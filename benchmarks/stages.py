@@ -2,7 +2,7 @@
 
     python benchmarks/stages.py --inbox INBOX --registry REGISTRY --outbox OUTBOX [--json FILE]
 
-Runs exactly what `tonghop run --force` runs (pipeline.nightly.nightly_run) with timers wrapped
+Runs exactly what `tonghop run --force` runs (pipeline.nightly.job.nightly_run) with timers wrapped
 around the functions each stage goes through, found by name in their modules. Times are inclusive
 (a stage contains its sub-stages). The log of a run has no stage timings, hence this harness.
 """
@@ -77,15 +77,15 @@ class Clock:
 
 
 def instrument(clock: Clock) -> None:
-    import pipeline.feedback
-    import pipeline.ledger
-    import pipeline.nightly
-    import pipeline.report
+    import pipeline.outputs.feedback
+    import pipeline.nightly.ledger
+    import pipeline.nightly.job
+    import pipeline.outputs.csvexport
     import pipeline.run
-    import pipeline.validate
-    import pipeline.workbook
+    import pipeline.stages.validate
+    import pipeline.outputs.workbook
 
-    nightly, run, report = pipeline.nightly, pipeline.run, pipeline.report
+    nightly, run, report = pipeline.nightly.job, pipeline.run, pipeline.outputs.csvexport
     imported: set[str] = set()
 
     def import_once(label: str, *modules: str) -> Callable[[], None]:
@@ -119,9 +119,9 @@ def instrument(clock: Clock) -> None:
     clock.wrap(run, "identify", "process/per file: identify (match)")
     clock.wrap(run, "_describe_identification", "process/per file: identify (describe)")
     clock.wrap(run, "normalize_form", "process/per file: normalize")
-    clock.wrap(pipeline.validate, "validate", "process/validate (pandera)",
+    clock.wrap(pipeline.stages.validate, "validate", "process/validate (pandera)",
                before=import_once("process/validate (pandera)/import pandas+pandera", "pandas", "pandera.pandas"))
-    clock.wrap(pipeline.validate, "build_frame", "process/validate (pandera)/build frame")
+    clock.wrap(pipeline.stages.validate, "build_frame", "process/validate (pandera)/build frame")
     clock.wrap(run, "clip_issues", "process/clip issues")
     clock.wrap(run, "consolidate", "process/consolidate")
     clock.wrap(nightly, "diff", "changes since last run")
@@ -129,18 +129,18 @@ def instrument(clock: Clock) -> None:
     clock.wrap(report, "write_outputs", "write run folder/outputs",
                before=import_once("write run folder/outputs/import xlsxwriter", "xlsxwriter"))
     clock.wrap(report, "write_csvs", "write run folder/outputs/csv")
-    clock.wrap(pipeline.feedback, "write_feedback", "write run folder/outputs/feedback copies")
+    clock.wrap(pipeline.outputs.feedback, "write_feedback", "write run folder/outputs/feedback copies")
     clock.wrap(report, "summary", "write run folder/outputs/summary.json")
-    clock.wrap(pipeline.workbook, "build_workbook", "write run folder/outputs/tong_hop.xlsx")
+    clock.wrap(pipeline.outputs.workbook, "build_workbook", "write run folder/outputs/tong_hop.xlsx")
     # Large runs build the workbook in a forked process; only its start shows here, the join inside "outputs".
     clock.wrap(report, "_write_workbook", "write run folder/outputs/write tong_hop.xlsx (in process or forked)")
     clock.wrap(nightly, "build_mails", "write run folder/mail (.eml)")
     clock.wrap(nightly, "_snapshot", "ledger/snapshot")
     for method in ("start_run", "last_completed", "snapshot", "finish_run"):
-        clock.wrap(pipeline.ledger.Ledger, method, f"ledger/{method}")
+        clock.wrap(pipeline.nightly.ledger.Ledger, method, f"ledger/{method}")
     # Saved while the workbook is being written, so inside "outputs" rather than a stage of their own.
     for method in ("save_snapshot", "record_files"):
-        clock.wrap(pipeline.ledger.Ledger, method, f"write run folder/outputs/ledger {method}")
+        clock.wrap(pipeline.nightly.ledger.Ledger, method, f"write run folder/outputs/ledger {method}")
     clock.wrap(nightly, "deliver_pending", "deliver mail")
 
 
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     clock = Clock()
     start = time.perf_counter()
     import pipeline.cli  # noqa: F401  (what the command loads before it runs)
-    from pipeline.config import load_config
-    from pipeline.nightly import nightly_run
+    from pipeline.core.config import load_config
+    from pipeline.nightly.job import nightly_run
 
     clock.add("imports", time.perf_counter() - start)
     instrument(clock)

@@ -12,12 +12,22 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
-from pipeline.config import Config, ConfigError, load_config
-from pipeline.form import DEFAULT_FORM, FormDefinitionError, load_form
-from pipeline.parallel import gc_paused
-from pipeline.registry import DEFAULT_REGISTRY, RegistryError, load_registry
-from pipeline.files import write_file_atomic as write_bytes_atomic
-from pipeline.templates import DEFAULT_OUT, DEFAULT_PROVINCE, format_deadline, write_all
+from pipeline.core.config import Config, ConfigError, load_config
+from pipeline.core.files import write_file_atomic
+from pipeline.core.form import DEFAULT_FORM, FormDefinitionError, load_form
+from pipeline.core.registry import DEFAULT_REGISTRY, RegistryError, load_registry
+from pipeline.core.textnorm import display_name
+from pipeline.handout.demo import SAMPLE_INBOX, SAMPLE_TIMES, restore_received_times
+from pipeline.handout.templates import DEFAULT_OUT, DEFAULT_PROVINCE, format_deadline, write_all
+from pipeline.nightly import schedule as schedules
+from pipeline.nightly.job import RunFailed, RunLocked, nightly_run
+from pipeline.nightly.ledger import LedgerError
+from pipeline.nightly.status import installation_status
+from pipeline.parallel.pool import gc_paused
+from pipeline.read.isolated import IsolationSettings
+from pipeline.run import Options, process
+from pipeline.stages.consolidate import RunSettings
+from pipeline.stages.intake import InboxFile, junk_reason
 
 EXIT_CANNOT_RUN = 2
 EXIT_LOCKED = 75
@@ -112,7 +122,6 @@ def main() -> None:
 def run(inbox, outbox, registry, form_path, config_path, workers, timeout, province, deadline, settle_seconds,
         force) -> None:
     """Consolidate every file in the inbox into a new run folder in the outbox."""
-    from pipeline.nightly import RunFailed, RunLocked, nightly_run
 
     config = _config(config_path)
     config = config.with_paths(inbox=inbox, outbox=outbox, registry=registry, form=form_path)
@@ -167,7 +176,6 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
 @click.pass_context
 def demo(ctx: click.Context, inbox: Path | None, outbox: Path | None) -> None:
     """Consolidate the bundled sample inbox (what `make demo` does): its files get back their received times."""
-    from pipeline.demo import SAMPLE_INBOX, SAMPLE_TIMES, restore_received_times
 
     folder = inbox or SAMPLE_INBOX
     try:
@@ -210,11 +218,6 @@ def _progress_bar() -> _Bar | None:
 @timeout_option
 def check(files: tuple[Path, ...], registry, form_path, config_path, workers, timeout) -> None:
     """Check files as they arrive: verdict and issues for each, nothing written."""
-    from pipeline.intake import InboxFile, junk_reason
-    from pipeline.consolidate import RunSettings
-    from pipeline.isolation import IsolationSettings
-    from pipeline.run import Options, process
-    from pipeline.textnorm import display_name
 
     config = _config(config_path).with_paths(registry=registry, form=form_path)
     config = _validated(config.with_report(workers=workers, timeout_seconds=timeout))
@@ -253,8 +256,6 @@ def check(files: tuple[Path, ...], registry, form_path, config_path, workers, ti
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Runs to show.")
 def status(outbox, inbox, config_path, limit) -> None:
     """Show the last runs, what is pending, and the state of the mail."""
-    from pipeline.ledger import LedgerError
-    from pipeline.status import installation_status
 
     config = _config(config_path).with_paths(outbox=outbox, inbox=inbox)
     try:
@@ -306,7 +307,6 @@ def status(outbox, inbox, config_path, limit) -> None:
 @config_option
 def schedule(kind, at, every, out_dir, install, config_path) -> None:
     """Print (and for Windows write) a schedule for this installation, ready to install."""
-    from pipeline import schedule as schedules
 
     if kind is None:
         _fail("Hãy chọn một trong --cron, --systemd, --windows.")
@@ -336,7 +336,7 @@ def schedule(kind, at, every, out_dir, install, config_path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for path, data in schedules.windows_files(plan, folder).items():
-            write_bytes_atomic(path, data)
+            write_file_atomic(path, data)
     except OSError as exc:
         _fail(f"Không ghi được tệp lịch chạy vào {folder} ({exc.strerror or exc}).")
     register = schedules.schtasks_command(folder / schedules.TASK_XML)

@@ -13,15 +13,15 @@ from datetime import date, datetime, time
 from pathlib import Path
 from collections.abc import Callable, Sequence
 
-from pipeline import parallel
-from pipeline.consolidate import Consolidation, FileOutcome, RunSettings, consolidate
-from pipeline.form import DEFAULT_FORM, FormDefinition, load_form
-from pipeline.identify import UnitFinding, UnitMatcher, find_unit
-from pipeline.intake import InboxFile, scan
-from pipeline.isolation import READER_MODULES, IsolationSettings
-from pipeline.issues import Issue, clip_issues, make_issue
-from pipeline.normalize import Submission, failed_submission, read_and_prepare
-from pipeline.registry import Registry, load_registry
+from pipeline.parallel import pool as parallel
+from pipeline.stages.consolidate import Consolidation, FileOutcome, RunSettings, consolidate
+from pipeline.core.form import DEFAULT_FORM, FormDefinition, load_form
+from pipeline.stages.identify import UnitFinding, UnitMatcher, find_unit
+from pipeline.stages.intake import InboxFile, scan
+from pipeline.read.isolated import READER_MODULES, IsolationSettings
+from pipeline.core.issues import Issue, clip_issues, make_issue
+from pipeline.stages.normalize import Submission, failed_submission, read_and_prepare
+from pipeline.core.registry import Registry, load_registry
 
 Progress = Callable[[int, int], None]  # (files read, files to read)
 
@@ -76,7 +76,8 @@ def _ready_checks(registry: Registry | Path, form: FormDefinition) -> tuple[Regi
         registry = load_registry(registry)
     matcher = UnitMatcher(registry)
     try:
-        from pipeline.validate import warm_up
+        # deferred: pandas and pandera (~0.4–0.9 s) load here, in the background, while the files are read
+        from pipeline.stages.validate import warm_up
 
         warm_up(form)
     except Exception:  # the import is repeated, and reported, where validation really needs it
@@ -87,7 +88,8 @@ def _ready_checks(registry: Registry | Path, form: FormDefinition) -> tuple[Regi
 def validate_all(files: Sequence[InboxFile], submissions: Sequence[Submission], findings: Sequence[UnitFinding],
                  registry: Registry, form: FormDefinition) -> list[tuple[Issue, ...]]:
     """The rules' issues of each submission (none where no form was found), from one validation of all."""
-    from pipeline.validate import SubmissionValues, validate
+    # deferred: pandas and pandera load only when something is validated
+    from pipeline.stages.validate import SubmissionValues, validate
 
     located: list[int] = []
     values: list[SubmissionValues] = []

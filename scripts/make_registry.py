@@ -89,7 +89,7 @@ def quotas() -> dict[str, dict[int, int]]:
 
 
 def write_registry(path: Path = REGISTRY_PATH) -> Path:
-    from pipeline import registry
+    from pipeline.core import registry
 
     table = quotas()
     return registry.write_registry(

@@ -650,7 +650,7 @@ def expected_document(samples: list[Sample], built: dict[str, Built]) -> dict:
 
 
 def touch_only(inbox: Path, expected: Path) -> int:
-    from pipeline.demo import restore_received_times
+    from pipeline.handout.demo import restore_received_times
 
     restored = restore_received_times(inbox, expected)
     for name in restored.missing:

@@ -17,8 +17,8 @@ from hypothesis import settings
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pipeline.form import load_form  # noqa: E402
-from pipeline.registry import load_registry  # noqa: E402
+from pipeline.core.form import load_form  # noqa: E402
+from pipeline.core.registry import load_registry  # noqa: E402
 
 REGISTRY = ROOT / "templates" / "don_vi.xlsx"
 
@@ -75,7 +75,7 @@ def run_sample_inbox(base: Path) -> Path:
     from click.testing import CliRunner
 
     from pipeline.cli import main
-    from pipeline.textnorm import nfc
+    from pipeline.core.textnorm import nfc
 
     inbox = base / "inbox"
     shutil.copytree(ROOT / "inbox", inbox)

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 import openpyxl
 from builders import HEADER_LABELS, METRICS, WORKERS_LABEL, WORKERS_SUBLABELS
 
-from pipeline.read import column_letters
+from pipeline.read.spreadsheet import column_letters
 
 PROVINCE_LINE = "BCH ĐOÀN TỈNH BÌNH DƯƠNG"
 YEARS = (2021, 2022, 2023)
@@ -623,7 +623,7 @@ def read_in_child(path: Path, form, *, memory_mb: int = 1536, seconds: int = 60)
     import resource
     import signal as signals
 
-    from pipeline.read import read_submission
+    from pipeline.read.spreadsheet import read_submission
 
     reader, writer = os.pipe()
     pid = os.fork()

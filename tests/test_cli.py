@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import REGISTRY, only_run_folder, read_csv, set_mtime
 
 from pipeline.cli import main
-from pipeline.report import ISSUES_COLUMNS, SUBMISSIONS_COLUMNS, TOTALS_COLUMNS, VALUES_COLUMNS
+from pipeline.outputs.csvexport import ISSUES_COLUMNS, SUBMISSIONS_COLUMNS, TOTALS_COLUMNS, VALUES_COLUMNS
 
 
 def _unit_file(inbox: Path, registry, code: str, unit_line: str, name: str, changes: dict | None = None) -> Path:
@@ -172,7 +172,7 @@ def test_run_on_missing_inbox_cannot_run(tmp_path):
 def test_the_workbook_written_in_a_forked_process_is_the_same(small_inbox, tmp_path, registry):
     from openpyxl import load_workbook
 
-    from pipeline.runfolder import write_outputs
+    from pipeline.outputs.runfolder import write_outputs
     from pipeline.run import Options, process_inbox
 
     consolidation = process_inbox(small_inbox, Options(registry=REGISTRY))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import REGISTRY, ROOT
 
-from pipeline.config import (RULES, Config, ConfigError, MailConfig, PathsConfig, ReportConfig, load_config)
-from pipeline.nightly import mail_settings
-from pipeline.notify import MailSettings
+from pipeline.core.config import (RULES, Config, ConfigError, MailConfig, PathsConfig, ReportConfig, load_config)
+from pipeline.nightly.job import mail_settings
+from pipeline.mail.notify import MailSettings
 
 # The README's example (section "Configuration"), kept here so the exact values can be asserted.
 EXAMPLE = """\

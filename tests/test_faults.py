@@ -18,11 +18,12 @@ import pytest
 from builders import FormSpec, default_values, write_openpyxl
 from conftest import REGISTRY, ROOT, read_csv, set_mtime
 from test_nightly import RECEIVED, unit_file
-from test_notify import Recorder, smtp_server  # noqa: F401  (smtp_server is a fixture)
+from test_notify import Recorder, smtp_server  # noqa: F401, F811  (smtp_server is a fixture)
 
-from pipeline.config import Config, MailConfig, PathsConfig, ReportConfig
-from pipeline.ledger import Ledger
-from pipeline.nightly import RunFailed, fingerprint, nightly_run
+from pipeline.core.config import Config, MailConfig, PathsConfig, ReportConfig
+from pipeline.nightly.ledger import Ledger
+from pipeline.nightly.fingerprint import fingerprint
+from pipeline.nightly.job import RunFailed, nightly_run
 
 TONGHOP = [sys.executable, "-m", "pipeline"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -147,8 +148,9 @@ CRASHING_RUN = textwrap.dedent("""
     import os, sys
     from pathlib import Path
     sys.path.insert(0, {root!r})
-    from pipeline.config import Config, MailConfig, PathsConfig, ReportConfig
-    from pipeline import ledger as ledger_module, nightly
+    from pipeline.core.config import Config, MailConfig, PathsConfig, ReportConfig
+    from pipeline.nightly import ledger as ledger_module
+    from pipeline.nightly import job as nightly
     point = {point!r}
     Ledger = ledger_module.Ledger
 
@@ -178,8 +180,7 @@ CRASHING_RUN = textwrap.dedent("""
             return original_finish(self, run_id, state, **kw)
         Ledger.finish_run = finish
     elif point == "before_server":
-        import pipeline.notify as notify
-        notify.send_message = die  # marked sending, no server contacted yet
+        nightly.send_message = die  # marked sending, no server contacted yet
     elif point == "after_server_took_it":
         original_state = Ledger.set_mail_state
         def set_state(self, message_id, state, *args, **kw):
@@ -289,7 +290,7 @@ def test_a_vanished_submission_is_a_change_and_is_mailed(two_units, outbox, smtp
 
 
 def test_an_unreadable_folder_is_named_not_silently_skipped(two_units, registry):
-    from pipeline.intake import scan
+    from pipeline.stages.intake import scan
 
     sub = two_units / "thang2"
     sub.mkdir()
@@ -321,9 +322,9 @@ def test_an_outbox_inside_the_inbox_is_refused(two_units):
 
 
 def test_the_fingerprint_follows_the_program_and_the_form(two_units, tmp_path, monkeypatch):
-    import pipeline.nightly as nightly
-    from pipeline.form import DEFAULT_FORM
-    from pipeline.intake import scan
+    import pipeline.nightly.fingerprint as nightly
+    from pipeline.core.form import DEFAULT_FORM
+    from pipeline.stages.intake import scan
 
     config = Config(paths=PathsConfig(inbox=two_units, outbox=tmp_path / "o", registry=REGISTRY))
     files = scan(two_units)

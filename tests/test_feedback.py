@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from conftest import formula_parts, REGISTRY, only_run_folder, set_mtime
 
 from pipeline.cli import main
-from pipeline.feedback import FEEDBACK_FOLDER, FILLS, SHEET_ISSUES, build_feedback, write_feedback
-from pipeline.intake import scan
+from pipeline.outputs.feedback import FEEDBACK_FOLDER, FILLS, SHEET_ISSUES, build_feedback, write_feedback
+from pipeline.stages.intake import scan
 from pipeline.run import Options, process
-from pipeline.runfolder import reread_sheets
-from pipeline.workbook import build_workbook, sheet_title
+from pipeline.outputs.runfolder import reread_sheets
+from pipeline.outputs.workbook import build_workbook, sheet_title
 
 INJECTION = '=HYPERLINK("http://x","y")'
 LONG_TEXT = "Ghi chú rất dài. " * 2_500  # 42,500 characters: more than a cell holds
@@ -371,8 +371,8 @@ def test_a_sheet_not_kept_at_first_reading_is_read_again_for_its_feedback_copy(t
     """A file whose only remark comes from validation (a quota) travels without its grid; the copy has it."""
     from builders import FormSpec, default_values, write_openpyxl
 
-    from pipeline.feedback import write_feedback
-    from pipeline.intake import scan
+    from pipeline.outputs.feedback import write_feedback
+    from pipeline.stages.intake import scan
     from pipeline.run import Options, process
 
     quotas = {y: registry.quotas[("DT", y)] for y in (2021, 2022, 2023)}

@@ -17,10 +17,10 @@ from hostile import aborts_expected, form_bytes, form_values, read_in_child, sof
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.form import load_form
-from pipeline.isolation import IsolationSettings, ReaderPool
-from pipeline.issues import Issue
-from pipeline.read import ReadResult
+from pipeline.core.form import load_form
+from pipeline.read.isolated import IsolationSettings, ReaderPool
+from pipeline.core.issues import Issue
+from pipeline.read.spreadsheet import ReadResult
 
 # Exception texts tolerated from a parser; none are known today, so any escape fails the test.
 KNOWN_ESCAPES: tuple[str, ...] = ()

@@ -46,11 +46,11 @@ from hostile import (
 )
 
 from pipeline.cli import main
-from pipeline.form import load_form
-from pipeline.isolation import IsolationSettings, ReaderPool
-from pipeline.issues import Issue
-from pipeline.read import ReadResult
-from pipeline.screen import Limits, screen
+from pipeline.core.form import load_form
+from pipeline.read.isolated import IsolationSettings, ReaderPool
+from pipeline.core.issues import Issue
+from pipeline.read.spreadsheet import ReadResult
+from pipeline.read.screen import Limits, screen
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "templates" / "don_vi.xlsx"
@@ -199,7 +199,7 @@ def test_direct_read_never_raises(item, corpus, form):
 
 
 def _process_alone(path: Path, name: str, tmp_path: Path):
-    from pipeline.intake import scan
+    from pipeline.stages.intake import scan
     from pipeline.run import Options, process
 
     inbox = tmp_path / "alone"
@@ -677,6 +677,6 @@ def test_kill_9_leaves_no_orphan_reader(orphans_after_kill):
     ],
 )
 def test_sheet_extent_is_judged_from_its_references(sheet_xml, too_large):
-    from pipeline.screen import _sheet_too_large
+    from pipeline.read.screen import _sheet_too_large
 
     assert _sheet_too_large(sheet_xml, Limits()) is too_large

@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from pipeline.identify import UnitMatcher, identify
-from pipeline.read import find_unit_line
+from pipeline.stages.identify import UnitMatcher, identify
+from pipeline.read.spreadsheet import find_unit_line
 
 
 @pytest.fixture(scope="module")

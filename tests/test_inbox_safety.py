@@ -21,12 +21,12 @@ import pytest
 from builders import FormSpec, default_values, write_openpyxl
 from conftest import REGISTRY, only_run_folder
 
-import pipeline.read
-from pipeline.feedback import FEEDBACK_FOLDER, SHEET_ISSUES
-from pipeline.intake import scan
-from pipeline.isolation import IsolationSettings
+import pipeline.read.spreadsheet
+from pipeline.outputs.feedback import FEEDBACK_FOLDER, SHEET_ISSUES
+from pipeline.stages.intake import scan
+from pipeline.read.isolated import IsolationSettings
 from pipeline.run import Options, process
-from pipeline.runfolder import write_run
+from pipeline.outputs.runfolder import write_run
 
 YEARS = (2021, 2022, 2023)
 LINES = {"DT": "BCH HUYỆN ĐOÀN DẦU TIẾNG", "TA": "BCH THÀNH ĐOÀN THUẬN AN", "PG": "BCH HUYỆN ĐOÀN PHÚ GIÁO",
@@ -182,7 +182,7 @@ def test_content_replaced_while_a_file_is_being_judged_does_not_mix_in(tmp_path,
     cell = spec.cell_of(2023, "admitted_students")
     assert cell in {i.cell for i in reference.issues} and "formula_no_value" not in _codes(reference)
 
-    real_locate = pipeline.read.locate_form
+    real_locate = pipeline.read.spreadsheet.locate_form
 
     def locate_then_swap(grid, merged, form_definition, sheet_name):
         # Runs in the reader worker (forked with this patch) or here, after the file's bytes were read.
@@ -190,7 +190,7 @@ def test_content_replaced_while_a_file_is_being_judged_does_not_mix_in(tmp_path,
             os.replace(replacement, original)
         return real_locate(grid, merged, form_definition, sheet_name)
 
-    monkeypatch.setattr(pipeline.read, "locate_form", locate_then_swap)
+    monkeypatch.setattr(pipeline.read.spreadsheet, "locate_form", locate_then_swap)
     files = scan(inbox)
     result = _guarded(process, files, _options(isolate), registry, form)
 
@@ -204,7 +204,7 @@ def test_content_replaced_while_a_file_is_being_judged_does_not_mix_in(tmp_path,
 
 
 def test_the_safe_read_refuses_what_is_not_a_regular_file_and_hashes_what_it_read(tmp_path):
-    from pipeline.screen import FileTooLarge, Limits, NotRegularFile, read_inbox_file
+    from pipeline.read.screen import FileTooLarge, Limits, NotRegularFile, read_inbox_file
 
     data = b"PK\x03\x04" + os.urandom(5000)
     plain = tmp_path / "plain.xlsx"
@@ -231,8 +231,8 @@ def test_the_safe_read_refuses_what_is_not_a_regular_file_and_hashes_what_it_rea
 
 
 def test_a_file_over_the_cap_keeps_its_verdict_and_hash_and_a_link_to_one_is_not_followed(tmp_path, form):
-    from pipeline.isolation import read_in_process
-    from pipeline.screen import Limits
+    from pipeline.read.isolated import read_in_process
+    from pipeline.read.screen import Limits
 
     big = tmp_path / "big.xlsx"
     data = b"PK\x03\x04" + b"\x00" * 4000
@@ -280,7 +280,7 @@ def test_feedback_copy_never_shows_a_sheet_other_than_the_one_judged(tmp_path, r
     else:
         os.replace(spare / "ta.xlsx", victim)
     outbox = tmp_path / "outbox"
-    with caplog.at_level(logging.WARNING, logger="pipeline.feedback"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.outputs.feedback"):
         _guarded(write_run, consolidation, outbox, fifos=[victim] if swap == "fifo" else [])
 
     copy = only_run_folder(outbox) / FEEDBACK_FOLDER / "DT.xlsx"

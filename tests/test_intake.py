@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from pipeline.intake import scan
+from pipeline.stages.intake import scan
 
 
 def test_scan_lists_files_in_subfolders_and_skips_hidden_folders_and_links(tmp_path):

@@ -1,4 +1,4 @@
-"""pipeline.notify against hostile SMTP servers on 127.0.0.1: a server that answers one byte at a time must
+"""pipeline.mail.notify against hostile SMTP servers on 127.0.0.1: a server that answers one byte at a time must
 not hold the run past settings.timeout_seconds, and one that floods a reply must not grow the process.
 
 Every server here is real (stdlib sockets, one thread per connection) and stops by itself; every send runs
@@ -18,7 +18,7 @@ import pytest
 from test_notify import (MESSAGE_ID, Recorder, parse, settings, smtp_server, summary,  # noqa: F401
                          workbook)
 
-from pipeline.notify import MailError, build_message, send_message
+from pipeline.mail.notify import MailError, build_message, send_message
 
 GUARD_SECONDS = 20  # a send still running after this is a hang, far beyond every bound asserted below
 SERVER_LIFETIME = 40  # a hostile server gives up by itself after this, whatever the client does
@@ -265,7 +265,7 @@ def read_the_body_slowly(server, connection, lines):
 
 
 def test_a_server_reading_the_message_slowly_is_left_within_the_deadline(tmp_path, monkeypatch):
-    import pipeline.notify as notify
+    import pipeline.mail.notify as notify
 
     # A real session gets 1 s more per 250 kB of message to upload; here the allowance is left out so the
     # 16 MiB body does not stretch the test to a minute (the allowance itself is checked below).

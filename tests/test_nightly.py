@@ -19,9 +19,9 @@ from conftest import REGISTRY, read_csv, set_mtime
 from openpyxl import load_workbook
 
 from pipeline.cli import main
-from pipeline.config import Config, ConfigError, PathsConfig, ReportConfig, load_config
-from pipeline.ledger import LedgerError, MIGRATIONS, Ledger
-from pipeline.nightly import RunLocked, nightly_run
+from pipeline.core.config import Config, ConfigError, PathsConfig, ReportConfig, load_config
+from pipeline.nightly.ledger import LedgerError, MIGRATIONS, Ledger
+from pipeline.nightly.job import RunLocked, nightly_run
 
 RECEIVED = datetime(2024, 2, 8, 9, 30).timestamp()
 
@@ -120,7 +120,7 @@ def test_ledger_is_a_versioned_wal_database(tmp_path):
 
 @pytest.mark.parametrize("units", [0, 1, 2_381])  # 2,381 units × 3 years × 7 metrics crosses batch edges
 def test_snapshot_survives_the_ledger_exactly(tmp_path, units):
-    from pipeline.changes import Snapshot
+    from pipeline.stages.changes import Snapshot
 
     metrics = ("members_total", "outstanding_members", "quota_assigned", "admitted_pupils", "admitted_students",
                "admitted_workers_state", "admitted_workers_private")
@@ -322,9 +322,9 @@ def test_a_version_1_ledger_is_migrated_and_its_snapshots_still_read(tmp_path):
 def test_fingerprint_from_the_scan_equals_one_from_a_fresh_stat(filled_inbox, tmp_path):
     import dataclasses
 
-    from pipeline.form import DEFAULT_FORM
-    from pipeline.intake import scan
-    from pipeline.nightly import fingerprint
+    from pipeline.core.form import DEFAULT_FORM
+    from pipeline.stages.intake import scan
+    from pipeline.nightly.fingerprint import fingerprint
 
     config = Config(paths=PathsConfig(inbox=filled_inbox, outbox=tmp_path / "outbox", registry=REGISTRY))
     scanned = scan(filled_inbox)

@@ -13,9 +13,9 @@ from conftest import REGISTRY
 from test_nightly import RECEIVED, unit_file
 from test_notify import Recorder, free_port, smtp_server  # noqa: F401  (smtp_server is a fixture)
 
-from pipeline.config import Config, MailConfig, PathsConfig, ReportConfig
-from pipeline.ledger import Ledger
-from pipeline.nightly import nightly_run
+from pipeline.core.config import Config, MailConfig, PathsConfig, ReportConfig
+from pipeline.nightly.ledger import Ledger
+from pipeline.nightly.job import nightly_run
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import date, datetime
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipeline.normalize import MAX_VALUE, normalize_form, parse_whole
-from pipeline.read import RawCell, RawForm, RawRow
+from pipeline.stages.normalize import MAX_VALUE, normalize_form, parse_whole
+from pipeline.read.spreadsheet import RawCell, RawForm, RawRow
 
 
 @pytest.mark.parametrize(

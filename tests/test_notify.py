@@ -1,4 +1,4 @@
-"""pipeline.notify against a real SMTP server (aiosmtpd on 127.0.0.1) and, for the cases aiosmtpd cannot
+"""pipeline.mail.notify against a real SMTP server (aiosmtpd on 127.0.0.1) and, for the cases aiosmtpd cannot
 play (a connection lost after the message was sent), a minimal scripted SMTP server."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from hypothesis import settings as settings_for_hypothesis
 from hypothesis import strategies as st
 from aiosmtpd.controller import Controller
 
-from pipeline import notify
-from pipeline.notify import (MailConfigError, MailError, MailSettings, MailTooLarge, Summary, build_message,
+from pipeline.mail import notify
+from pipeline.mail.notify import (MailConfigError, MailError, MailSettings, MailTooLarge, Summary, build_message,
                              build_unit_feedback_message, message_size, send_message, write_eml)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

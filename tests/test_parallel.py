@@ -1,4 +1,4 @@
-"""pipeline.parallel: the one pool contract (results in order, or the Issue that replaced each), the
+"""pipeline.parallel.pool: the one pool contract (results in order, or the Issue that replaced each), the
 background helper, and the garbage-collector pause."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from pipeline import parallel
-from pipeline.parallel import Failed, IsolationSettings
+from pipeline.parallel import pool as parallel
+from pipeline.parallel.pool import Failed, IsolationSettings
 
 CRASH, SLEEP, HOG = 17, 23, 31
 

@@ -18,7 +18,7 @@ from builders import (
 )
 from conftest import REGISTRY, set_mtime
 
-from pipeline.intake import scan
+from pipeline.stages.intake import scan
 from pipeline.run import Options, process
 
 DT_LINE = "BCH HUYỆN ĐOÀN DẦU TIẾNG"
@@ -378,8 +378,8 @@ def test_registry_loaded_while_reading_gives_the_same_result(tmp_path, registry,
 def test_files_are_read_without_the_registry_and_identified_after(tmp_path, registry, form):
     """Reading and normalizing need no registry (the workers may start before it is loaded); each
     stage returns a new record, the ones before it stay as they were."""
-    from pipeline.identify import UnitMatcher, find_unit
-    from pipeline.normalize import read_and_prepare
+    from pipeline.stages.identify import UnitMatcher, find_unit
+    from pipeline.stages.normalize import read_and_prepare
 
     paths = _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
     submissions = [read_and_prepare(str(path), form) for path in paths]
@@ -393,7 +393,7 @@ def test_files_are_read_without_the_registry_and_identified_after(tmp_path, regi
 def test_a_malformed_registry_found_while_reading_stops_the_run_and_its_readers(tmp_path, registry, form):
     import multiprocessing
 
-    from pipeline.registry import RegistryError
+    from pipeline.core.registry import RegistryError
 
     _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
     broken = tmp_path / "don_vi.xlsx"

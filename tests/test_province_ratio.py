@@ -16,11 +16,11 @@ import openpyxl
 import pytest
 from conftest import REGISTRY, read_csv, run_sample_inbox
 
-from pipeline.intake import scan
-from pipeline.registry import Registry
+from pipeline.stages.intake import scan
+from pipeline.core.registry import Registry
 from pipeline.run import Options, process
-from pipeline.templates import FORM_SHEET, GUIDE_SHEET, write_all
-from pipeline.workbook import build_workbook
+from pipeline.handout.templates import FORM_SHEET, GUIDE_SHEET, write_all
+from pipeline.outputs.workbook import build_workbook
 
 YEARS = (2021, 2022, 2023)
 QUOTA_ROWS = {2021: 10, 2022: 11, 2023: 12}  # the year rows of a unit's copy; the quota is column E

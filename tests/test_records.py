@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.consolidate import Consolidation, FileOutcome, RunSettings, consolidate
-from pipeline.issues import Issue
-from pipeline.normalize import Normalized, Submission
+from pipeline.stages.consolidate import Consolidation, FileOutcome, RunSettings, consolidate
+from pipeline.core.issues import Issue
+from pipeline.stages.normalize import Normalized, Submission
 
 
 def _outcome(name: str, unit: str, mtime: float, *, error: bool = False, status: str = "") -> FileOutcome:

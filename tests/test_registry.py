@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.registry import Unit, load_registry, write_registry
+from pipeline.core.registry import Unit, load_registry, write_registry
 
 
 def test_written_registry_reads_back_unit_for_unit(tmp_path, registry):

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.schedule import TASK_CMD, TASK_LOG, TASK_XML
+from pipeline.nightly.schedule import TASK_CMD, TASK_LOG, TASK_XML
 
 NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
 

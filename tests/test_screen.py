@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.screen import zip_members
+from pipeline.read.screen import zip_members
 
 _NAMES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x1EF9, blacklist_categories=("Cs",)),
                  min_size=1, max_size=30).filter(lambda n: not n.endswith("/") and "\x00" not in n)

@@ -18,8 +18,8 @@ from conftest import REGISTRY, read_csv
 from openpyxl.styles import Alignment, Border, Font, Side
 
 from pipeline.cli import main
-from pipeline.form import DEFAULT_FORM, FormDefinitionError, load_form
-from pipeline.registry import load_registry, write_registry
+from pipeline.core.form import DEFAULT_FORM, FormDefinitionError, load_form
+from pipeline.core.registry import load_registry, write_registry
 
 EDITION = Path(__file__).resolve().parent / "editions" / "phat_trien_dang_2024_2026.toml"
 YEARS = (2024, 2025, 2026)
@@ -393,9 +393,9 @@ def _changes(folder: Path) -> list[tuple]:
 
 
 def test_the_snapshot_keeps_its_edition_and_an_old_one_compares_as_before(tmp_path, edition):
-    from pipeline.changes import diff
-    from pipeline.consolidate import Consolidation
-    from pipeline.ledger import Ledger, Snapshot
+    from pipeline.stages.changes import diff
+    from pipeline.stages.consolidate import Consolidation
+    from pipeline.nightly.ledger import Ledger, Snapshot
 
     values = {("DT", 2024, "tong_doan_vien"): 1200}
     with Ledger(tmp_path / "so.sqlite") as ledger:

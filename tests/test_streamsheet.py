@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
-from pipeline.streamsheet import StreamedWorksheet
+from pipeline.outputs.streamsheet import StreamedWorksheet
 
 Cell = tuple[object, str | None]  # (value, format name)
 

@@ -15,12 +15,12 @@ from conftest import REGISTRY, only_run_folder, read_csv
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.identify import UnitMatcher, identify
-from pipeline.intake import scan
-from pipeline.read import read_submission
+from pipeline.stages.identify import UnitMatcher, identify
+from pipeline.stages.intake import scan
+from pipeline.read.spreadsheet import read_submission
 from pipeline.run import Options, process
 from pipeline.cli import templates_command
-from pipeline.templates import (
+from pipeline.handout.templates import (
     FORM_SHEET,
     GUIDE_SHEET,
     blank_file_name,
@@ -31,7 +31,7 @@ from pipeline.templates import (
     write_blank_template,
     write_unit_template,
 )
-from pipeline.token import TOKEN_SHEET, token_rows
+from pipeline.core.token import TOKEN_SHEET, token_rows
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 PDFTOTEXT = shutil.which("pdftotext")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import REGISTRY, ROOT
 
-from pipeline.config import ConfigError, load_config
+from pipeline.core.config import ConfigError, load_config
 
 
 def test_a_config_saved_by_notepad_with_a_bom_loads(tmp_path):
@@ -53,7 +53,7 @@ def test_output_to_a_redirected_file_never_raises_whatever_the_code_page(tmp_pat
 
 
 def test_the_windows_files_tonghop_writes_have_legal_names(tmp_path):
-    from pipeline.schedule import TASK_CMD, TASK_LOG, TASK_XML
+    from pipeline.nightly.schedule import TASK_CMD, TASK_LOG, TASK_XML
 
     reserved = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
     for name in (TASK_CMD, TASK_LOG, TASK_XML):

@@ -16,13 +16,13 @@ import pytest
 from builders import SOFFICE, FormSpec, default_values, needs_soffice, write_openpyxl
 from conftest import REGISTRY, ROOT, formula_parts, read_csv, run_sample_inbox, set_mtime
 
-from pipeline.consolidate import admitted_metrics
-from pipeline.feedback import write_feedback
-from pipeline.intake import scan
+from pipeline.stages.consolidate import admitted_metrics
+from pipeline.outputs.feedback import write_feedback
+from pipeline.stages.intake import scan
 from pipeline.run import Options, process, process_inbox
-from pipeline.runfolder import reread_sheets
-from pipeline.textnorm import nfc
-from pipeline.workbook import build_workbook, sheet_title
+from pipeline.outputs.runfolder import reread_sheets
+from pipeline.core.textnorm import nfc
+from pipeline.outputs.workbook import build_workbook, sheet_title
 
 EXPECTED = json.loads((ROOT / "tests" / "sample_inbox_expected.json").read_text(encoding="utf-8"))
 FIXED_SHEETS = ["Báo cáo tỉnh", "Tình trạng nộp", "Số liệu đơn vị", "Chỉ tiêu"]
@@ -269,7 +269,7 @@ def test_many_units_with_remarks_share_one_discrepancy_sheet(consolidation, samp
     assert {link.location for link in links.values() if link is not None} == {"'Sai lệch'!A1"}
 
 
-# ---------------------------------------------------------------- known defects of pipeline/workbook.py
+# ---------------------------------------------------------------- known defects of pipeline/outputs/workbook.py
 
 def _blank_cell_colour(sheet, cell) -> str | None:
     """The fill a spreadsheet gives an empty cell by the sheet's conditional formats (blank compares as 0)."""
@@ -377,7 +377,7 @@ def test_workbook_is_packed_at_the_fast_level_and_zlib_keeps_its_default(consoli
     import struct
     import zlib
 
-    from pipeline.workbook import WORKBOOK_DEFLATE_LEVEL
+    from pipeline.outputs.workbook import WORKBOOK_DEFLATE_LEVEL
 
     data = build_workbook(consolidation)
     assert zlib.Z_DEFAULT_COMPRESSION == -1

@@ -1,0 +1,1 @@
+"""The nightly job: lock, fingerprint, ledger, status and schedules."""
