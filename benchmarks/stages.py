@@ -77,15 +77,19 @@ class Clock:
 
 
 def instrument(clock: Clock) -> None:
-    import pipeline.outputs.feedback
-    import pipeline.nightly.ledger
     import pipeline.nightly.job
+    import pipeline.nightly.ledger
     import pipeline.outputs.csvexport
+    import pipeline.outputs.feedback
+    import pipeline.outputs.runfolder
+    import pipeline.outputs.workbook
+    import pipeline.parallel.pool
+    import pipeline.read.isolated
     import pipeline.run
     import pipeline.stages.validate
-    import pipeline.outputs.workbook
 
-    nightly, run, report = pipeline.nightly.job, pipeline.run, pipeline.outputs.csvexport
+    nightly, run = pipeline.nightly.job, pipeline.run
+    folder, csvs = pipeline.outputs.runfolder, pipeline.outputs.csvexport
     imported: set[str] = set()
 
     def import_once(label: str, *modules: str) -> Callable[[], None]:
@@ -103,44 +107,38 @@ def instrument(clock: Clock) -> None:
         return load
 
     clock.wrap(nightly, "load_form", "load form")
-    clock.wrap(nightly, "load_registry", "load registry")  # versions that load it before reading
     clock.wrap(run, "load_registry", "load registry")
     clock.wrap(nightly, "scan", "scan inbox")
     clock.wrap(nightly, "fingerprint", "fingerprint")
     clock.wrap(nightly, "process", "process")
-    clock.wrap(run, "read_files", "process/read (isolated workers)")
-    # Older versions assess after reading; newer ones assess each result as it arrives (Assessor.add, inside
-    # the read) and validate at the end (Assessor.finish). Whichever exists is timed.
-    clock.wrap(run, "assess", "process/assess")
-    if hasattr(run, "Assessor"):
-        clock.wrap(run.Assessor, "add", "process/per file: assess a read result")
-        clock.wrap(run.Assessor, "finish", "process/validate all and sort issues")
+    # Every map of the reader pool: the reading, inside "process", and the re-reading for feedback copies.
+    clock.wrap(pipeline.parallel.pool.Pool, "map", "isolated workers (read, re-read)")
     clock.wrap(run, "UnitMatcher", "process/per file: identify (build matcher)")
-    clock.wrap(run, "identify", "process/per file: identify (match)")
-    clock.wrap(run, "_describe_identification", "process/per file: identify (describe)")
-    clock.wrap(run, "normalize_form", "process/per file: normalize")
-    clock.wrap(pipeline.stages.validate, "validate", "process/validate (pandera)",
-               before=import_once("process/validate (pandera)/import pandas+pandera", "pandas", "pandera.pandas"))
-    clock.wrap(pipeline.stages.validate, "build_frame", "process/validate (pandera)/build frame")
-    clock.wrap(run, "clip_issues", "process/clip issues")
+    clock.wrap(run, "find_unit", "process/per file: identify (match)")
+    clock.wrap(run, "validate_all", "process/validate")
+    clock.wrap(pipeline.stages.validate, "validate", "process/validate/pandera",
+               before=import_once("process/validate/pandera/import pandas+pandera", "pandas", "pandera.pandas"))
+    clock.wrap(pipeline.stages.validate, "build_frame", "process/validate/pandera/build frame")
+    clock.wrap(run, "assess", "process/per file: assess")
     clock.wrap(run, "consolidate", "process/consolidate")
+    clock.wrap(nightly, "snapshot_of", "ledger/snapshot of the run")
     clock.wrap(nightly, "diff", "changes since last run")
-    clock.wrap(nightly, "write_run", "write run folder")
-    clock.wrap(report, "write_outputs", "write run folder/outputs",
-               before=import_once("write run folder/outputs/import xlsxwriter", "xlsxwriter"))
-    clock.wrap(report, "write_csvs", "write run folder/outputs/csv")
-    clock.wrap(pipeline.outputs.feedback, "write_feedback", "write run folder/outputs/feedback copies")
-    clock.wrap(report, "summary", "write run folder/outputs/summary.json")
-    clock.wrap(pipeline.outputs.workbook, "build_workbook", "write run folder/outputs/tong_hop.xlsx")
-    # Large runs build the workbook in a forked process; only its start shows here, the join inside "outputs".
-    clock.wrap(report, "_write_workbook", "write run folder/outputs/write tong_hop.xlsx (in process or forked)")
+    clock.wrap(pipeline.read.isolated.ReaderPool, "read_all", "re-read sheets for feedback copies")
+    clock.wrap(nightly, "start_workbook", "write run folder/tong_hop.xlsx (in process, or start of the child)",
+               before=import_once("write run folder/import xlsxwriter", "xlsxwriter"))
+    clock.wrap(pipeline.outputs.workbook, "build_workbook", "write run folder/tong_hop.xlsx/build")
+    clock.wrap(nightly, "write_exports", "write run folder/exports")
+    clock.wrap(folder, "write_csvs", "write run folder/exports/csv")
+    clock.wrap(folder, "write_feedback", "write run folder/exports/feedback copies")
+    clock.wrap(folder, "write_summary", "write run folder/exports/summary.json")
+    clock.wrap(csvs, "write_csv_atomic", "write run folder/exports/csv/one file")
     clock.wrap(nightly, "build_mails", "write run folder/mail (.eml)")
-    clock.wrap(nightly, "_snapshot", "ledger/snapshot")
-    for method in ("start_run", "last_completed", "snapshot", "finish_run"):
+    clock.wrap(nightly, "publish_run_folder", "write run folder/publish")
+    for method in ("start_run", "last_completed", "snapshot", "complete_run"):
         clock.wrap(pipeline.nightly.ledger.Ledger, method, f"ledger/{method}")
-    # Saved while the workbook is being written, so inside "outputs" rather than a stage of their own.
+    # Saved while the workbook is being written.
     for method in ("save_snapshot", "record_files"):
-        clock.wrap(pipeline.nightly.ledger.Ledger, method, f"write run folder/outputs/ledger {method}")
+        clock.wrap(pipeline.nightly.ledger.Ledger, method, f"write run folder/ledger {method}")
     clock.wrap(nightly, "deliver_pending", "deliver mail")
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,11 +24,14 @@ from pipeline.nightly import schedule as schedules
 from pipeline.nightly.job import RunFailed, RunLocked, nightly_run
 from pipeline.nightly.ledger import LedgerError
 from pipeline.nightly.status import installation_status
-from pipeline.parallel.pool import gc_paused
+from pipeline.parallel.pool import WorkersBroken, gc_paused
 from pipeline.read.isolated import IsolationSettings
 from pipeline.run import Options, process
 from pipeline.stages.consolidate import RunSettings
 from pipeline.stages.intake import InboxFile, junk_reason
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 EXIT_CANNOT_RUN = 2
 EXIT_LOCKED = 75
@@ -87,8 +91,9 @@ def _setup_logging(config: Config) -> None:
 
 config_option = click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
                              default=None, help="Configuration file (default: ./tonghop.toml if present).")
-registry_option = click.option("--registry", type=click.Path(path_type=Path), default=None,
-                               help=f"Registry workbook: units, aliases, allocated quotas [default: {DEFAULT_REGISTRY}].")
+registry_option = click.option(
+    "--registry", type=click.Path(path_type=Path), default=None,
+    help=f"Registry workbook: units, aliases, allocated quotas [default: {DEFAULT_REGISTRY}].")
 form_option = click.option("--form", "form_path", type=click.Path(path_type=Path), default=None,
                            help="Form definition (TOML) under schemas/.")
 workers_option = click.option("--workers", type=click.IntRange(1, 64), default=None,
@@ -157,6 +162,7 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
         click.echo(f"Hộp thư không có gì thay đổi kể từ lần tổng hợp {result.previous_run}; không tạo kết quả mới.")
     else:
         c = result.consolidation
+        assert c is not None  # a completed run carries its consolidation
         units = c.registry.units
         accepted = sum(1 for u in units if c.unit_status(u.code) == "accepted")
         rejected = sum(1 for u in units if c.unit_status(u.code) == "rejected")
@@ -190,7 +196,7 @@ def demo(ctx: click.Context, inbox: Path | None, outbox: Path | None) -> None:
 
 class _Bar:
     def __init__(self) -> None:
-        self.bar = None
+        self.bar: ProgressBar[int] | None = None
         self.shown = 0
 
     def update(self, done: int, total: int) -> None:
@@ -234,6 +240,8 @@ def check(files: tuple[Path, ...], registry, form_path, config_path, workers, ti
         consolidation = process(entries, options)
     except (RegistryError, FormDefinitionError) as exc:
         _fail(str(exc))
+    except WorkersBroken as exc:
+        _fail(exc.sentence)
     names = {u.code: u.name for u in consolidation.registry.units}
     for outcome in consolidation.files:
         status = outcome.status

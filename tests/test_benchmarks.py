@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def smoke(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--sizes", str(N), "--repeat", "1",
          "--cache-dir", str(work / "cache"), "--pool-dir", str(pool), "--results", str(results)],
-        cwd=work, capture_output=True, text=True, timeout=900, check=False)
+        cwd=work, capture_output=True, text=True, encoding="utf-8", timeout=900, check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(results.read_text(encoding="utf-8"))
     data["_stdout"] = done.stdout
@@ -65,7 +67,8 @@ def test_tonghop_run_folder_has_every_file(smoke: dict) -> None:
 def test_stage_split_and_report(smoke: dict) -> None:
     size = smoke["sizes"][str(N)]
     fine = size["fine_stages"]["stages"]
-    assert fine["process/read (isolated workers)"] > 0
+    assert fine["isolated workers (read, re-read)"] > 0
+    assert 0 < fine["process/validate"] < fine["process"]
     assert fine["nightly run"] > 0
     assert "| Files |" in smoke["_stdout"]
     assert smoke["markdown"] in smoke["_stdout"]

@@ -88,13 +88,13 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     source: Path | None = None
 
-    def with_paths(self, **changes: Any) -> "Config":
+    def with_paths(self, **changes: Any) -> Config:
         return replace(self, paths=replace(self.paths, **{k: v for k, v in changes.items() if v is not None}))
 
-    def with_report(self, **changes: Any) -> "Config":
+    def with_report(self, **changes: Any) -> Config:
         return replace(self, report=replace(self.report, **{k: v for k, v in changes.items() if v is not None}))
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Check every value against `RULES` and the cross-key rules; raise one ConfigError naming every bad key.
 
         `load_config` calls it; a caller that overrides values afterwards (`with_paths`, `with_report`)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.formatting import format_percent
+from pipeline.core.issues import Severity
 from pipeline.core.textnorm import fold
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -43,7 +44,7 @@ class Metric:
 class Rule:
     code: str
     kind: str
-    severity: str
+    severity: Severity  # checked on loading
     message: str
     left: tuple[str, ...] = ()
     right: tuple[str, ...] = ()
@@ -201,7 +202,7 @@ def _shares(data: object, keys: set[str], roles: Roles) -> tuple[Share, ...]:
     resolved = {"members": (roles.members,), "outstanding": (roles.outstanding,), "quota": (roles.quota,),
                 "admitted": roles.admitted}
     ambiguous = set(resolved) & keys
-    shares = []
+    shares: list[Share] = []
     for entry in data:
         key = entry.get("key", "") if isinstance(entry, dict) else ""
         if not key or not isinstance(entry.get("label"), str) or not entry["label"].strip():
@@ -275,7 +276,7 @@ def load_form(path: Path | str = DEFAULT_FORM) -> FormDefinition:
         twice = sorted({m.key for m in metrics if sum(1 for n in metrics if n.key == m.key) > 1})
         if twice:
             raise FormDefinitionError(f"mã chỉ tiêu bị dùng hai lần: {twice}")
-        rules = []
+        rules: list[Rule] = []
         for r in data.get("rules", []):
             rule = Rule(
                 code=r["code"],

@@ -7,13 +7,26 @@ here concern files, structure, units and cell values, whatever the form edition.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 from pipeline.core.formatting import format_number
 from pipeline.core.textnorm import printable
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+
+
+class IssueTexts(TypedDict, total=False):
+    """The text fields of an `Issue`, as keywords `Issue.at` may replace."""
+
+    code: str
+    message: str
+    unit: str
+    file: str
+    sheet: str
+    cell: str
+    found: str
+    expected: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +50,7 @@ class Issue:
             if clean is not value:
                 object.__setattr__(self, name, clean)
 
-    def at(self, **fields: str) -> "Issue":
+    def at(self, **fields: Unpack[IssueTexts]) -> Issue:
         return replace(self, **fields)
 
 
@@ -198,6 +211,8 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
 def make_issue(code: str, /, **fields: object) -> Issue:
     """Build an Issue from the catalogue; location keywords go to the Issue, the rest fill the message."""
     severity, template = CATALOGUE[code]
-    location = {k: str(fields.pop(k)) for k in ("unit", "file", "sheet", "cell", "found", "expected") if k in fields}
-    message_fields = {**location, **{k: v for k, v in fields.items()}}
+    location: dict[str, str] = {
+        k: str(fields.pop(k)) for k in ("unit", "file", "sheet", "cell", "found", "expected") if k in fields
+    }
+    message_fields: dict[str, object] = {**location, **{k: v for k, v in fields.items()}}
     return Issue(code=code, severity=severity, message=template.format(**message_fields), **location)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from pipeline.core.files import write_file_atomic
 from pipeline.core.textnorm import fold, nfc
@@ -75,7 +76,8 @@ def _header_map(rows: list[list[Any]], columns: dict[str, str], sheet: str, path
         folded = [fold(str(v)) if v not in (None, "") else "" for v in row]
         found = {key: folded.index(fold(label)) for key, label in columns.items() if fold(label) in folded}
         if "code" in found and len(found) >= 2:
-            missing = [label for key, label in columns.items() if key not in found and key != "email" and key != "aliases"]
+            optional = ("email", "aliases")
+            missing = [label for key, label in columns.items() if key not in found and key not in optional]
             if missing:
                 raise RegistryError(f"Tệp đơn vị {path.name}, trang \"{sheet}\", dòng {r + 1}: thiếu cột "
                                     + ", ".join(f"\"{m}\"" for m in missing) + ".")
@@ -129,7 +131,9 @@ def load_registry(path: Path | str = DEFAULT_REGISTRY) -> Registry:
     seen: dict[str, int] = {}
     for r in range(header_row + 1, len(rows)):
         row = rows[r]
-        get = lambda key: _text(row[cols[key]]) if key in cols and cols[key] < len(row) else ""  # noqa: E731
+
+        def get(key: str, row: list = row) -> str:
+            return _text(row[cols[key]]) if key in cols and cols[key] < len(row) else ""
         code, name = get("code"), get("name")
         if not code and not name:
             continue

@@ -30,7 +30,7 @@ def nfc(text: str) -> str:
 
 
 # Combining marks (U+0300–U+036F cover every Vietnamese tone and vowel mark) dropped in one translate.
-_MARKS = {code: None for code in range(0x0300, 0x0370)}
+_MARKS: dict[int, str | None] = {code: None for code in range(0x0300, 0x0370)}
 _MARKS.update({ord("đ"): "d", ord("Đ"): "D"})
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Collection
+from typing import Any
+from collections.abc import Collection
 
 TOKEN_SHEET = "tonghop_token"
 TOKEN_VERSION = "1"
@@ -26,7 +27,7 @@ class Token:
 
 
 def checksum(code: str, edition: str, version: str = TOKEN_VERSION) -> str:
-    digest = hashlib.sha256(f"{_SALT}|{version}|{edition}|{code}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{_SALT}|{version}|{edition}|{code}".encode()).hexdigest()
     return digest[:24]
 
 

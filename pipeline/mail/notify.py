@@ -30,9 +30,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import formataddr, format_datetime, getaddresses
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from pipeline.core.files import write_file_atomic
 from pipeline.core.formatting import format_number, format_percent
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +223,11 @@ def _metric_keys(summary: Summary) -> list[str]:
 def _quota_rows(summary: Summary) -> list[tuple[str, str, str, str]]:
     rows = []
     for year in sorted(summary.quota):
-        allocated, admitted, *given = summary.quota[year]
-        if given:
-            value, note = given
+        entry = summary.quota[year]
+        allocated, admitted = entry[0], entry[1]
+        value: float | None
+        if len(entry) > 2:
+            _, _, value, note = entry
         else:
             value = admitted / allocated if allocated and admitted is not None else None
             note = ""
@@ -243,9 +249,8 @@ def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]], label_wid
     lines = []
     for row in [header, *rows]:
         label = textwrap.wrap(row[0], widths[0]) or [""]
-        for part in label[:-1]:
-            lines.append(part)
-        cells = [label[-1].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        lines.extend(label[:-1])
+        cells = [label[-1].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells).rstrip())
     return lines
 
@@ -456,9 +461,10 @@ def _address_field(name: str, addresses: Sequence[Address]) -> str:
 def _set_text(message: EmailMessage, text: str, subtype: str, alternative: bool) -> None:
     # base64 keeps every line 7-bit, so servers without 8BITMIME relay the UTF-8 text unchanged.
     cte = "7bit" if text.isascii() else "base64"
+    part: Message
     if alternative:
         message.add_alternative(text, subtype=subtype, charset="utf-8", cte=cte)
-        part = message.get_payload()[-1]
+        *_, part = message.iter_parts()  # the multipart/alternative's last part: the one just added
     else:
         message.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
         part = message
@@ -550,6 +556,7 @@ def build_message(settings: MailSettings, summary: Summary, attachment: Path | N
     _set_text(message, _text_body(summary, filename), "plain", alternative=False)
     _set_text(message, _html_body(summary, filename), "html", alternative=True)
     if attachment is not None:
+        assert filename is not None  # named above from this same attachment
         _attach(message, attachment, filename)
     _check_size_if_near(message, settings.max_bytes)
     return message
@@ -707,7 +714,9 @@ class _HandshakeDeadline:
         return self._context.wrap_socket(sock, **options)
 
 
-class _Deadline:
+# Derived from SMTP so its uses of SMTP's attributes are checked; _SMTP and _SMTP_SSL resolve methods in the
+# same order as with a plain mixin (_Deadline first, then SMTP_SSL, then SMTP).
+class _Deadline(smtplib.SMTP):
     """Mixin for smtplib.SMTP and SMTP_SSL: the whole session, from connect to QUIT, ends by `deadline`
     (a time.monotonic() value) and no reply is read beyond _REPLY_MAX_BYTES / _REPLY_MAX_LINES.
 
@@ -715,8 +724,10 @@ class _Deadline:
     trips it; here every connect, recv and send first sets the socket timeout to the time left.
     """
 
-    sock: socket.socket | None
-    file: object
+    # smtplib internals this mixin relies on, missing from its type stubs (set by SMTP.__init__, and a
+    # method of SMTP: annotations only, nothing here shadows them)
+    _host: str
+    _print_debug: Callable[..., None]
 
     def __init__(self, *args, deadline: float, **kwargs) -> None:
         self._deadline = deadline
@@ -755,7 +766,7 @@ class _Deadline:
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return self._connect_socket(host, port)
 
-    def send(self, s: str | bytes) -> None:
+    def send(self, s: ReadableBuffer | str) -> None:
         if self.debuglevel > 0:
             self._print_debug("send:", repr(s))
         if not self.sock:
@@ -776,6 +787,8 @@ class _Deadline:
 
     def getreply(self) -> tuple[int, bytes]:
         if self.file is None:
+            if self.sock is None:  # as send() says; smtplib itself would fail on the missing socket here
+                raise smtplib.SMTPServerDisconnected("please run connect() first")
             self.file = _ReplyReader(self.sock, self._remaining)
         lines: list[bytes] = []
         size = 0
@@ -807,8 +820,10 @@ class _Deadline:
                 break
         return code, b"\n".join(lines)
 
-    def starttls(self, *, context: ssl.SSLContext):  # type: ignore[override]
-        return super().starttls(context=_HandshakeDeadline(context, self._remaining))
+    # Narrower than SMTP.starttls on purpose: no keyfile/certfile, and a context is required.
+    def starttls(self, *, context: ssl.SSLContext) -> tuple[int, bytes]:  # type: ignore[override]
+        # smtplib only calls wrap_socket on the context, which _HandshakeDeadline provides
+        return super().starttls(context=cast(ssl.SSLContext, _HandshakeDeadline(context, self._remaining)))
 
 
 class _SMTP(_Deadline, smtplib.SMTP):
@@ -1122,6 +1137,6 @@ def send_message(settings: MailSettings, message: Message, *, recipients: Sequen
                 f"hãy sửa cấu hình hoặc địa chỉ rồi gửi lại.")
     if delivered:
         text += f" Thư đã đến: {', '.join(delivered)} (không gửi lại cho các địa chỉ này)."
-    code, reply = (failure.code, failure.reply) if failure is not None else permanent_reply
-    raise MailError(text, code=code, reply=reply, attempts=attempt, delivered_to=delivered,
+    last_code, last_reply = (failure.code, failure.reply) if failure is not None else permanent_reply
+    raise MailError(text, code=last_code, reply=last_reply, attempts=attempt, delivered_to=delivered,
                     uncertain=bool(failure and failure.uncertain))

@@ -9,6 +9,7 @@ run and a sent one is never sent again.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import sqlite3
 import time
@@ -44,6 +45,7 @@ from pipeline.outputs.runfolder import (
     start_workbook,
     write_exports,
 )
+from pipeline.parallel.pool import WorkersBroken
 from pipeline.read.isolated import IsolationSettings, ReaderPool
 from pipeline.run import Options, process
 from pipeline.stages.changes import Change, diff, snapshot_of
@@ -113,6 +115,9 @@ def nightly_run(config: Config, *, force: bool = False, now: datetime | None = N
     except LedgerError as exc:
         log.error("run not possible: %s", exc)
         raise RunFailed(str(exc)) from exc
+    except WorkersBroken as exc:
+        log.error("run stopped, no reader could work: %s", exc)
+        raise RunFailed(exc.sentence) from exc
     except (OSError, sqlite3.Error) as exc:
         log.exception("run failed")
         raise RunFailed(failure_sentence(exc, config)) from exc
@@ -127,7 +132,8 @@ def failure_sentence(exc: BaseException, config: Config) -> str:
         return (f"Sổ ghi {config.paths.ledger_path} báo lỗi ({exc}); lần chạy dừng lại. Chi tiết trong {log_path}.")
     where = getattr(exc, "filename", None) or config.paths.outbox
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"Ổ đĩa đã đầy, không ghi được {where}; hãy giải phóng dung lượng rồi chạy lại (chi tiết trong {log_path})."
+        return (f"Ổ đĩa đã đầy, không ghi được {where}; hãy giải phóng dung lượng rồi chạy lại "
+                f"(chi tiết trong {log_path}).")
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (f"Không có quyền ghi vào {where}; hãy cấp quyền ghi cho thư mục kết quả hoặc chọn thư mục khác "
                 f"(--outbox) rồi chạy lại (chi tiết trong {log_path}).")
@@ -177,10 +183,10 @@ def _run_locked(config: Config, ledger: Ledger, *, force: bool, now: datetime,
         raise RunFailed(message) from exc
     horizon = now.timestamp() - config.report.settle_seconds
     files: list[InboxFile] = []
-    settling: list[str] = []
+    copying: list[InboxFile] = []
     for entry in everything:
-        (files if entry.mtime <= horizon or entry.junk_reason else settling).append(entry)
-    settling = [entry.name for entry in settling]
+        (files if entry.mtime <= horizon or entry.junk_reason else copying).append(entry)
+    settling = [entry.name for entry in copying]
     if settling:
         log.info("leaving %d file(s) still being copied for the next run: %s", len(settling), settling)
     stamp = fingerprint(files, config, form_path)
@@ -323,7 +329,7 @@ def summary_for_mail(consolidation: Consolidation, run_name: str):
     names = {u.code: u.name for u in c.registry.units}
     rejected = [(code, names.get(code, code), f"{o.errors} lỗi") for code, o in c.submissions.items()
                 if o.status == "rejected"]
-    quota = {}
+    quota: dict[int, tuple[int | None, int | None, float | None, str]] = {}
     for year, figures in c.province_quotas().items():
         if not figures.units_allocated:
             quota[year] = (None, None, None, "")  # "chưa giao chỉ tiêu"
@@ -373,7 +379,7 @@ def deliver_pending(config: Config, ledger: Ledger) -> list[MailOutcome]:
         started = time.monotonic()
         try:
             send_message(settings, message,
-                         on_handover=lambda mid=record.message_id: ledger.set_mail_state(mid, "unknown"))
+                         on_handover=functools.partial(ledger.set_mail_state, record.message_id, "unknown"))
         except MailError as exc:
             # A message that may have reached anyone is "unknown": sending it again could deliver it twice.
             state = "failed" if exc.resend_safe else "unknown"

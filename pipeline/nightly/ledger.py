@@ -222,6 +222,7 @@ class Ledger:
         with self.transaction():
             cursor = self.db.execute("INSERT INTO runs (started_at, state, fingerprint) VALUES (?, 'running', ?)",
                                      (_now(), fingerprint))
+        assert cursor.lastrowid is not None  # set by the INSERT just made
         return int(cursor.lastrowid)
 
     def finish_run(self, run_id: int, state: str, *, name: str = "", counts: dict | None = None, folder: str = "",

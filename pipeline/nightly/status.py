@@ -38,5 +38,6 @@ def installation_status(config: Config, limit: int = 10, now: datetime | None = 
     ready = [f for f in files if f.mtime <= horizon or f.junk_reason]
     report.settling = [f.name for f in files if not (f.mtime <= horizon or f.junk_reason)]
     report.inbox_files = len(ready)
-    report.inbox_changed = last is None or fingerprint(ready, config, config.paths.form or DEFAULT_FORM) != last.fingerprint
+    current = fingerprint(ready, config, config.paths.form or DEFAULT_FORM)
+    report.inbox_changed = last is None or current != last.fingerprint
     return report

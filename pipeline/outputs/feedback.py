@@ -221,7 +221,7 @@ _ISSUE_WIDTHS = {0: 5, 1: 8, 2: 11, 3: 70}
 def _issues_sheet(book, s: _Styles, c: Consolidation, outcome: FileOutcome, unit_text: str, issues: list[Issue],
                   grid_title: str, marks: dict[tuple[int, int], list[Issue]]) -> None:
     sheet = book.add_worksheet(SHEET_ISSUES)
-    widths = dict(_ISSUE_WIDTHS)
+    widths: dict[int, float] = dict(_ISSUE_WIDTHS)
     widths[4] = min(30.0, max([12.0] + [len(i.found) * 1.1 + 2 for i in issues]))
     widths[5] = min(30.0, max([14.0] + [len(i.expected) * 1.1 + 2 for i in issues]))
     last = len(ISSUE_HEADERS) - 1
@@ -387,6 +387,7 @@ def _grid_sheet(book, s: _Styles, c: Consolidation, outcome: FileOutcome, grid: 
                 props["num_format"] = NUMBER_FORMAT
             sheet.write_number(r, col, value, s.marked(severity, **props))
         else:
+            assert isinstance(value, str)  # the first pass keeps every other kind as its text
             if kind == "header":
                 props.update(bold=True, align="center", text_wrap=True)
             elif kind == "wrap":

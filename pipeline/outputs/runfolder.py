@@ -22,18 +22,12 @@ is the one explicit step that does, before any output is written.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import pickle
 import shutil
-import traceback
-from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from time import perf_counter
-from typing import Any
 
 from pipeline.parallel import pool as parallel
 from pipeline.stages.consolidate import Consolidation
@@ -176,7 +170,7 @@ class WorkbookJob:
     and raises what building it raised; `stop()` abandons it. As a context manager: waits when the
     block ends cleanly, stops when it raises."""
 
-    def __init__(self, child: _Child | None = None, failure: Exception | None = None) -> None:
+    def __init__(self, child: parallel.Child | None = None, failure: Exception | None = None) -> None:
         self._child, self._failure = child, failure
 
     def wait(self) -> None:
@@ -208,8 +202,8 @@ def start_workbook(consolidation: Consolidation, folder: Path,
     process (measured to pay at 10,000 files: the reader workers are done, so a core is free while
     this process writes the rest); below, it is built here and now. Either way a failure is raised by
     `wait()`, as the same exception type with the same message."""
-    if len(consolidation.files) >= parallel_from and "fork" in multiprocessing.get_all_start_methods():
-        return WorkbookJob(child=_forked(write_workbook, consolidation, folder))
+    if len(consolidation.files) >= parallel_from and parallel.can_fork():
+        return WorkbookJob(child=parallel.in_child(write_workbook, consolidation, folder))
     try:
         write_workbook(consolidation, folder)
     except Exception as exc:  # raised by wait(), where the forked writer's failure is raised
@@ -217,111 +211,3 @@ def start_workbook(consolidation: Consolidation, folder: Path,
     return WorkbookJob()
 
 
-class _Child:
-    """A forked process running one function; `wait()` raises in this process what it raised there."""
-
-    def __init__(self, process: Any, results: Any, paused: ExitStack) -> None:
-        self._process, self._results, self._paused = process, results, paused
-
-    def wait(self) -> None:
-        try:
-            report = self._results.recv()  # before join: a long report must not wait on a full pipe
-        except EOFError:
-            report = _NO_REPORT  # killed (out of memory, a signal) before it could say anything
-        finally:
-            self._finish()
-        if report is None and self._process.exitcode == 0:
-            return
-        if isinstance(report, _Failure):
-            raise report.exception()
-        raise RuntimeError(f"the workbook writer failed (exit code {self._process.exitcode})")
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._finish()
-
-    def _finish(self) -> None:
-        self._results.close()
-        self._process.join()
-        self._paused.close()
-
-
-_NO_REPORT = object()
-
-
-def _forked(function: Callable[..., Any], *args: Any) -> _Child:
-    """Run `function(*args)` in a forked copy of this process.
-
-    While both processes share the heap, neither collects garbage among the objects that existed at
-    the fork (parallel.gc_paused until the child is joined): a collection writes to every object it
-    visits, which would copy each shared page."""
-    context = multiprocessing.get_context("fork")
-    results, report = context.Pipe(duplex=False)
-    process = context.Process(target=_report_to, args=(report, function, args), name="workbook-writer")
-    paused = ExitStack()
-    paused.enter_context(parallel.gc_paused())
-    try:
-        process.start()
-    except BaseException:
-        paused.close()
-        results.close()
-        raise
-    finally:
-        report.close()  # the child's end: once the child is gone, recv() ends instead of waiting
-    return _Child(process, results, paused)
-
-
-def _report_to(report: Any, function: Callable[..., Any], args: tuple) -> None:
-    """The forked child: run, then report None or the failure through the pipe."""
-    try:
-        function(*args)
-    except BaseException as exc:
-        report.send(_Failure.of(exc))
-        report.close()
-        raise SystemExit(1) from None
-    report.send(None)
-    report.close()
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """An exception of the child, carried to the parent: itself when it pickles, else its type and
-    message (an exception whose constructor takes other arguments than its message does not)."""
-
-    pickled: bytes | None
-    kind: bytes | None
-    message: str
-    trace: str
-
-    @classmethod
-    def of(cls, exc: BaseException) -> _Failure:
-        trace = "".join(traceback.format_exception(exc))
-        try:
-            pickled = pickle.dumps(exc)
-            pickle.loads(pickled)
-        except Exception:
-            pickled = None
-        try:
-            kind = pickle.dumps(type(exc))
-        except Exception:
-            kind = None
-        return cls(pickled, kind, str(exc), trace)
-
-    def exception(self) -> BaseException:
-        exc: BaseException | None = None
-        if self.pickled is not None:
-            try:
-                exc = pickle.loads(self.pickled)
-            except Exception:
-                exc = None
-        if exc is None and self.kind is not None:
-            try:
-                kind = pickle.loads(self.kind)
-                exc = kind.__new__(kind, self.message)
-                exc.args = (self.message,)
-            except Exception:
-                exc = None
-        if not isinstance(exc, BaseException):
-            exc = RuntimeError(f"the workbook writer failed: {self.message}")
-        exc.add_note(f"raised in the workbook writer process:\n{self.trace}")
-        return exc

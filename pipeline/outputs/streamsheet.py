@@ -190,6 +190,13 @@ class StreamedWorksheet(Worksheet):
     # Everything below touches names xlsxwriter does not document (see the module docstring and
     # XLSXWRITER_INTERNALS); the methods above use only these.
 
+    # Worksheet() sets these: the extent of the cells written so far, None until there is one.
+    # (Annotations only, for the type checker: xlsxwriter has no type information.)
+    dim_rowmin: int | None
+    dim_rowmax: int | None
+    dim_colmin: int | None
+    dim_colmax: int | None
+
     # Overridden: xlsxwriter's public write_* methods convert their arguments and then call these.
 
     def _write_string(self, row: int, col: int, string: str, cell_format: Any = None) -> int:
@@ -226,6 +233,8 @@ class StreamedWorksheet(Worksheet):
             return
         self._xml_start_tag("sheetData")
         last_streamed = self.dim_rowmax
+        # Streamed parts exist, so stream_from set the start and stream_row the extent.
+        assert self._stream_start is not None and self.dim_rowmin is not None
         if self.dim_rowmin < self._stream_start:
             # xlsxwriter's own rows, above the streamed ones.
             self.dim_rowmax = self._stream_start - 1

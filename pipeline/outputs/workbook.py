@@ -12,7 +12,7 @@ import io
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from pipeline.stages.changes import KINDS
 from pipeline.stages.consolidate import Consolidation, FileOutcome
@@ -170,11 +170,12 @@ def _deflate_level(level: int) -> Iterator[None]:
     """xlsxwriter has no compression setting; zipfile reads zlib's default level for each member it
     compresses, so the default is set for the time the workbook is packed."""
     default = zlib.Z_DEFAULT_COMPRESSION
-    zlib.Z_DEFAULT_COMPRESSION = level
+    # Deliberate monkeypatching of a constant the stubs declare Final.
+    zlib.Z_DEFAULT_COMPRESSION = level  # type: ignore[misc]
     try:
         yield
     finally:
-        zlib.Z_DEFAULT_COMPRESSION = default
+        zlib.Z_DEFAULT_COMPRESSION = default  # type: ignore[misc]
 
 
 def _unit_issues(consolidation: Consolidation, code: str) -> list[Issue]:
@@ -321,11 +322,11 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
         if submission is None:
             sheet.stream_row(row, 0, [*unit_cells, *[(None, f.missing)] * (len(STATUS_HEADERS) - 4)])
             continue
-        received = _when(submission)
-        sheet.stream_row(row, 0, [*unit_cells, (clip(submission.name), f.text), (received, f.text),
+        received_at = _when(submission)
+        sheet.stream_row(row, 0, [*unit_cells, (clip(submission.name), f.text), (received_at, f.text),
                                   (submission.errors, f.center), (submission.warnings, f.center)])
         widths.see(4, submission.name, maximum=50)
-        widths.see(5, received)
+        widths.see(5, received_at)
         target = discrepancy_sheets.get(unit.code)
         if not target and not per_unit_sheets and _unit_issues(c, unit.code):
             target = SHEET_DISCREPANCIES

@@ -9,13 +9,23 @@ openpyxl for OOXML, xlrd for BIFF, and a streaming ODS reader below. Grids are l
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 Grid = list[list[Any]]
 Merge = tuple[tuple[int, int], tuple[int, int]]
+# A workbook file: its path, or a binary stream over its bytes (then also passed as `data`).
+Source = Path | IO[bytes]
+
+
+def _file(source: Source) -> Path:
+    """The path a source names, for a reader that opens the file itself (a stream names none)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source)
+    raise TypeError(f"expected str, bytes or os.PathLike object, not {type(source).__name__}")
 
 
 class SheetTooLarge(Exception):
@@ -36,15 +46,15 @@ _EXTENSIONS = {"xlsx": (".xlsx", ".xlsm"), "xls": (".xls",), "ods": (".ods",), "
 
 
 class CalamineBook:
-    def __init__(self, path: Path, kind: str, data: bytes | None = None) -> None:
+    def __init__(self, path: Source, kind: str, data: bytes | None = None) -> None:
         import python_calamine
 
         self._module = python_calamine
-        if data is None and Path(path).suffix.lower() in _EXTENSIONS.get(kind, ()):
+        if data is None and _file(path).suffix.lower() in _EXTENSIONS.get(kind, ()):
             self._book = python_calamine.CalamineWorkbook.from_path(str(path))
         else:
             # calamine picks its parser by extension; a renamed file is handed over by content instead
-            contents = data if data is not None else Path(path).read_bytes()
+            contents = data if data is not None else _file(path).read_bytes()
             self._book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(contents))
 
     def visible_sheets(self) -> list[str]:
@@ -69,7 +79,7 @@ class CalamineBook:
 
 
 class OpenpyxlBook:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Source) -> None:
         import openpyxl  # defusedxml, when installed, is used by openpyxl for every XML part
 
         self._book = openpyxl.load_workbook(path, data_only=True, read_only=False)
@@ -92,10 +102,10 @@ class OpenpyxlBook:
 
 
 class XlrdBook:
-    def __init__(self, path: Path, data: bytes | None = None) -> None:
+    def __init__(self, path: Source, data: bytes | None = None) -> None:
         import xlrd
 
-        contents = data if data is not None else Path(path).read_bytes()
+        contents = data if data is not None else _file(path).read_bytes()
         self._book = xlrd.open_workbook(file_contents=contents, formatting_info=False, on_demand=True)
         self._xlrd = xlrd
 
@@ -113,7 +123,7 @@ class XlrdBook:
         xlrd = self._xlrd
         grid: Grid = []
         for r in range(min(sheet.nrows, max_rows)):
-            row = []
+            row: list[Any] = []
             for cell in sheet.row(r):
                 if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
                     row.append("")
@@ -145,7 +155,7 @@ class _OdsSheet:
 class OdsBook:
     """A streaming content.xml reader: repeated rows and columns are counted, never materialised blank."""
 
-    def __init__(self, path: Path, max_rows: int = 2_000, max_columns: int = 1_024) -> None:
+    def __init__(self, path: Source, max_rows: int = 2_000, max_columns: int = 1_024) -> None:
         from defusedxml import ElementTree
 
         self._sheets: dict[str, _OdsSheet] = {}
@@ -237,7 +247,7 @@ class FormulaWithoutValue(str):
     """An ODS formula cell saved with no result; the reader reports it like the OOXML case."""
 
 
-def open_workbook(path: Path, kind: str, data: bytes | None = None) -> Workbook:
+def open_workbook(path: Source, kind: str, data: bytes | None = None) -> Workbook:
     """calamine, or the format's own reader when calamine refuses the file. `data`, when given, is the
     file's content (decrypted, for a workbook that was), read instead of the file."""
     try:
@@ -249,7 +259,7 @@ def open_workbook(path: Path, kind: str, data: bytes | None = None) -> Workbook:
         return second
 
 
-def fallback_workbook(path: Path, kind: str, data: bytes | None = None) -> Workbook | None:
+def fallback_workbook(path: Source, kind: str, data: bytes | None = None) -> Workbook | None:
     """The second reader for a format, used when calamine opened the file but failed on a sheet."""
     if kind == "ods":
         return OdsBook(path)

@@ -19,7 +19,8 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 from pipeline.core.cells import column_letters, column_number
 from pipeline.core.issues import Issue, make_issue
@@ -385,7 +386,8 @@ def _directory(raw: bytes, end: int) -> list[ZipMember] | None:
         (signature, _, needed, flags, method, _, _, _, compressed, uncompressed,
          name_length, extra_length, comment_length, _, _, _, header_offset) = fields
         # Versions past 6.3 and zip64 sizes: zipfile decides (it refuses the former).
-        if signature != b"PK\x01\x02" or (needed & 0xFF) > 63 or 0xFFFFFFFF in (compressed, uncompressed, header_offset):
+        zip64 = 0xFFFFFFFF in (compressed, uncompressed, header_offset)
+        if signature != b"PK\x01\x02" or (needed & 0xFF) > 63 or zip64:
             return None
         start = position + _CENTRAL_RECORD.size
         name = raw[start:start + name_length].decode("utf-8" if flags & 0x800 else "cp437", "replace")

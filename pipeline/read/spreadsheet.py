@@ -474,12 +474,11 @@ def structure_issues(located: RawForm, form: FormDefinition) -> list[Issue]:
                                      sheet=located.sheet, cell=row.label_cell, found=row.label))
         else:
             first_row[row.year] = row.row
-    for year in form.years:
-        if year not in first_row:
-            issues.append(make_issue("year_missing", year=year, sheet=located.sheet))
-    for row_number in located.ignored_rows:
-        issues.append(make_issue("row_ignored", row=row_number, sheet=located.sheet,
-                                 cell=f"{located.year_column}{row_number}"))
+    issues.extend(make_issue("year_missing", year=year, sheet=located.sheet)
+                  for year in form.years if year not in first_row)
+    issues.extend(make_issue("row_ignored", row=row_number, sheet=located.sheet,
+                             cell=f"{located.year_column}{row_number}")
+                  for row_number in located.ignored_rows)
     return issues
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from pipeline.stages.consolidate import Consolidation
 from pipeline.core.formatting import format_number
@@ -42,12 +43,14 @@ class Change:
 
 
 def snapshot_of(consolidation: Consolidation) -> Snapshot:
-    values = {(o.unit, year, metric): int(o.values[(year, metric)])
+    # A None value is an unreadable cell, which is an error: accepted files have none.
+    values = {(o.unit, year, metric): int(cast(int, o.values[(year, metric)]))
               for o in consolidation.accepted() for year in consolidation.form.years
               for metric in consolidation.form.metric_keys}
     units = {code: (consolidation.unit_status(code), o.name, o.sha256) for code, o in consolidation.submissions.items()}
-    issues = {(o.unit, i.code, i.cell, i.severity, i.message) for o in consolidation.submissions.values()
-              for i in o.issues if i.severity in ("error", "warning")}
+    issues: set[tuple[str, str, str, str, str]] = {
+        (o.unit, i.code, i.cell, i.severity, i.message) for o in consolidation.submissions.values()
+        for i in o.issues if i.severity in ("error", "warning")}
     return Snapshot(values, units, issues, edition=consolidation.form.edition)
 
 

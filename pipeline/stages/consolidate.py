@@ -188,11 +188,13 @@ class Consolidation:
         lines = []
         for unit in self.registry.units:
             submission = self.submissions.get(unit.code)
-            accepted = submission is not None and submission.status == "accepted"
+            accepted = submission if submission is not None and submission.status == "accepted" else None
             for year in self.form.years:
-                reported = submission.values.get((year, quota_key)) if accepted else None
-                admitted = sum(submission.values.get((year, k)) or 0 for k in admitted_keys) if accepted else None
-                lines.append(QuotaLine(unit.code, year, self.registry.quotas.get((unit.code, year)), reported, admitted))
+                reported = accepted.values.get((year, quota_key)) if accepted is not None else None
+                admitted = (sum(accepted.values.get((year, k)) or 0 for k in admitted_keys)
+                            if accepted is not None else None)
+                allocated = self.registry.quotas.get((unit.code, year))
+                lines.append(QuotaLine(unit.code, year, allocated, reported, admitted))
         return lines
 
     def province_quotas(self, lines: list[QuotaLine] | None = None) -> dict[int, ProvinceQuota]:

@@ -34,7 +34,7 @@ def junk_reason(name: str) -> str:
     lower = base.lower()
     if lower in _SYSTEM_FILES:
         return _SYSTEM_FILES[lower]
-    if base.startswith("~$") or base.startswith(".~lock."):
+    if base.startswith(("~$", ".~lock.")):
         return "tệp khoá tạm của Office/LibreOffice khi đang mở tệp"
     if base.startswith("."):
         return "tệp ẩn"

@@ -16,6 +16,7 @@ from pipeline.core.issues import Issue
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pandas.api.extensions import ExtensionArray
     import pandera.pandas as pa
 
 SUBMISSION = "_submission"
@@ -38,7 +39,7 @@ class SubmissionValues:
     allocation: dict[int, int]  # year → quota allocated by the province
 
 
-def build_schema(form: FormDefinition) -> "pa.DataFrameSchema":
+def build_schema(form: FormDefinition) -> pa.DataFrameSchema:
     import pandera.pandas as pa
 
     metrics = list(form.metric_keys)
@@ -53,8 +54,7 @@ def build_schema(form: FormDefinition) -> "pa.DataFrameSchema":
         elif rule.kind == "max_change":
             frame_checks.append(pa.Check(_max_change_check(rule), name=rule.code))
         elif rule.kind == "total_row":
-            for metric in metrics:
-                frame_checks.append(pa.Check(_total_check(metric), name=f"{rule.code}:{metric}"))
+            frame_checks.extend(pa.Check(_total_check(metric), name=f"{rule.code}:{metric}") for metric in metrics)
         elif rule.kind == "allocation":
             frame_checks.append(pa.Check(_allocation_check(rule), name=rule.code))
     columns = {m: pa.Column("Int64", checks=column_checks[m], nullable=True) for m in metrics}
@@ -69,19 +69,19 @@ def _min_check(minimum: int):
     return lambda s: s.isna() | (s >= minimum)
 
 
-def _sum(frame: "pd.DataFrame", keys: tuple[str, ...]) -> "pd.Series":
+def _sum(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
     # A sum with any unreadable cell is unknown; that cell already has its own error.
     return frame[list(keys)].sum(axis=1, min_count=len(keys)).where(frame[list(keys)].notna().all(axis=1))
 
 
 def _not_greater_check(rule: Rule):
-    def check(frame: "pd.DataFrame") -> "pd.Series":
+    def check(frame: pd.DataFrame) -> pd.Series:
         left, right = _sum(frame, rule.left), _sum(frame, rule.right)
         return (frame[IS_TOTAL] | left.isna() | right.isna() | (left <= right)).astype(bool)
     return check
 
 
-def _previous_year_value(frame: "pd.DataFrame", metric: str) -> "pd.Series":
+def _previous_year_value(frame: pd.DataFrame, metric: str) -> pd.Series:
     years = frame[~frame[IS_TOTAL]].sort_values([SUBMISSION, YEAR])
     previous = years.groupby(SUBMISSION)[metric].shift()
     gap = years.groupby(SUBMISSION)[YEAR].diff()
@@ -89,7 +89,7 @@ def _previous_year_value(frame: "pd.DataFrame", metric: str) -> "pd.Series":
 
 
 def _max_change_check(rule: Rule):
-    def check(frame: "pd.DataFrame") -> "pd.Series":
+    def check(frame: pd.DataFrame) -> pd.Series:
         previous = _previous_year_value(frame, rule.metric)
         current = frame[rule.metric]
         known = previous.notna() & current.notna() & (previous > 0)
@@ -98,7 +98,7 @@ def _max_change_check(rule: Rule):
     return check
 
 
-def _year_sums(frame: "pd.DataFrame", metric: str) -> "pd.Series":
+def _year_sums(frame: pd.DataFrame, metric: str) -> pd.Series:
     """For every row, the sum of its submission's year rows; NA when any of them is unreadable."""
     years = frame[~frame[IS_TOTAL]]
     grouped = years[metric].groupby(years[SUBMISSION])
@@ -107,7 +107,7 @@ def _year_sums(frame: "pd.DataFrame", metric: str) -> "pd.Series":
 
 
 def _total_check(metric: str):
-    def check(frame: "pd.DataFrame") -> "pd.Series":
+    def check(frame: pd.DataFrame) -> pd.Series:
         expected = _year_sums(frame, metric)
         reported = frame[metric]
         ok = ~frame[IS_TOTAL] | reported.isna() | expected.isna() | (reported == expected)
@@ -116,14 +116,14 @@ def _total_check(metric: str):
 
 
 def _allocation_check(rule: Rule):
-    def check(frame: "pd.DataFrame") -> "pd.Series":
+    def check(frame: pd.DataFrame) -> pd.Series:
         reported, allocated = frame[rule.metric], frame[ALLOCATED]
         ok = frame[IS_TOTAL] | reported.isna() | allocated.isna() | (reported == allocated)
         return ok.fillna(True).astype(bool)
     return check
 
 
-def build_frame(submissions: list[SubmissionValues], form: FormDefinition) -> "pd.DataFrame":
+def build_frame(submissions: list[SubmissionValues], form: FormDefinition) -> pd.DataFrame:
     import pandas as pd
 
     columns: dict[str, list] = {m: [] for m in form.metric_keys}
@@ -145,7 +145,7 @@ def build_frame(submissions: list[SubmissionValues], form: FormDefinition) -> "p
             columns[YEAR].append(0)
             columns[IS_TOTAL].append(True)
             columns[ALLOCATED].append(None)
-    data = {m: pd.array(columns[m], dtype="Int64") for m in form.metric_keys}
+    data: dict[str, ExtensionArray] = {m: pd.array(columns[m], dtype="Int64") for m in form.metric_keys}
     data[SUBMISSION] = pd.array(columns[SUBMISSION], dtype="int64")
     data[YEAR] = pd.array(columns[YEAR], dtype="int64")
     data[IS_TOTAL] = pd.array(columns[IS_TOTAL], dtype="bool")
@@ -163,7 +163,7 @@ def warm_up(form: FormDefinition) -> None:
 
 
 def validate(submissions: list[SubmissionValues], form: FormDefinition,
-             schema: "pa.DataFrameSchema | None" = None) -> list[list[Issue]]:
+             schema: pa.DataFrameSchema | None = None) -> list[list[Issue]]:
     """Issues per submission (same order as given), from one lazy validation of all of them."""
     import pandera.errors
 
@@ -182,7 +182,7 @@ def validate(submissions: list[SubmissionValues], form: FormDefinition,
     rules = {rule.code: rule for rule in form.rules}
     derived = _Derived(frame)
     seen: set[tuple[str, int, str]] = set()
-    for check, column, index in zip(cases["check"], cases["column"], cases["index"]):
+    for check, column, index in zip(cases["check"], cases["column"], cases["index"], strict=True):
         if index is None or check is None:
             continue
         code, _, check_metric = str(check).partition(":")
@@ -207,15 +207,16 @@ def _cell_order(cell: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, letters.rjust(3))
 
 
-def _as_list(series: "pd.Series") -> list:
+def _as_list(series: pd.Series) -> list:
     """Plain Python values, None for NA: one conversion instead of a pandas lookup per failure."""
-    return series.to_numpy(dtype=object, na_value=None).tolist()
+    # pandas takes any na_value; pandas-stubs leave None out of the types it allows
+    return series.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
 
 
 class _Derived:
     """The frame as Python lists, plus year sums and previous-year values, each built once when needed."""
 
-    def __init__(self, frame: "pd.DataFrame") -> None:
+    def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
         self._columns: dict[str, list] = {}
         self._sums: dict[str, list] = {}
