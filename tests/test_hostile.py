@@ -587,6 +587,7 @@ class KillReport:
     orphans: list[int]
     final_exit: int
     staging_after_final: list[str]
+    final_output: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -617,8 +618,10 @@ def killed_runs(tmp_path_factory, big_inbox) -> KillReport:
         orphans.extend(_reap_session(process.pid, grace=5.0))
     staging_left = [p.name for p in staging_folders(outbox)]
     final = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    log = outbox / "tonghop.log"
     return KillReport(outbox, complete_before, complete, staging_seen, staging_left, orphans, final.returncode,
-                      [p.name for p in staging_folders(outbox)])
+                      [p.name for p in staging_folders(outbox)],
+                      final.stdout + final.stderr + (log.read_text(encoding="utf-8")[-4000:] if log.exists() else ""))
 
 
 def test_kill_9_leaves_only_complete_run_folders(killed_runs):
@@ -634,7 +637,7 @@ def test_kill_9_never_touches_an_earlier_run(killed_runs):
 
 
 def test_next_run_after_kill_9_succeeds_and_clears_staging(killed_runs):
-    assert killed_runs.final_exit == 0
+    assert killed_runs.final_exit == 0, killed_runs.final_output
     assert killed_runs.staging_after_final == []
 
 

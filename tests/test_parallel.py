@@ -216,3 +216,16 @@ def test_the_job_object_limits_are_laid_out_as_windows_expects():
     assert info.ProcessMemoryLimit == 1024 ** 3
     assert info.BasicLimitInformation.LimitFlags == 0x2000 | 0x100
     assert parallel._WindowsJob.create(256) is None or sys.platform == "win32"
+
+
+def test_process_alive_tells_a_live_process_from_a_finished_one():
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert parallel.process_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not parallel.process_alive(child.pid)
+    assert parallel.process_alive(os.getpid())

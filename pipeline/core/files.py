@@ -8,11 +8,30 @@ the next run) never sees half of it. Imports nothing from the project.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+
+# Names Windows refuses for a file whatever its extension ("CON.xlsx" is the console), and the characters
+# it refuses in a name; a name may not end with a dot or a space either.
+_RESERVED_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                             *(f"lpt{i}" for i in range(10)), "conin$", "conout$"})
+_ILLEGAL_CHARACTERS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+NAME_LIMIT = 80  # characters of a stem: keeps outbox\<run>\phan_hoi\<name> well under Windows' 260
+
+
+def portable_name(stem: str, suffix: str = "", replacement: str = "_", fallback: str = "tep") -> str:
+    """`stem + suffix` as a file name every system accepts, Windows included: its illegal characters
+    replaced, no trailing dot or space, no reserved device name (prefixed with `_`), at most NAME_LIMIT
+    characters before the suffix."""
+    name = _ILLEGAL_CHARACTERS.sub(replacement, stem)[:NAME_LIMIT].rstrip(" .").lstrip(" ") or fallback
+    if name.split(".")[0].rstrip(" ").lower() in _RESERVED_NAMES:
+        name = "_" + name
+    return name + suffix
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.files import atomic_target
+from pipeline.core.files import atomic_target, portable_name
 from pipeline.core.form import FormDefinition
 from pipeline.core.formatting import format_number
 from pipeline.core.registry import Registry, Unit
@@ -53,7 +53,6 @@ GUIDE_CHARS_PER_LINE = 85  # of 12-point Times New Roman in a column GUIDE_WIDTH
 
 
 # Characters Windows refuses in file names; unit names come from a hand-kept workbook.
-_UNSAFE_FILE_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,7 @@ def unit_line(unit: Unit) -> str:
 
 def unit_file_name(unit: Unit) -> str:
     """"DT - Huyện đoàn Dầu Tiếng.xlsx": sorts by code, still readable in an email attachment list."""
-    name = _UNSAFE_FILE_CHARS.sub("-", nfc(f"{unit.code} - {unit.name}")).strip(" .")
-    return f"{name}.xlsx"
+    return portable_name(nfc(f"{unit.code} - {unit.name}"), ".xlsx", replacement="-", fallback=unit.code or "don_vi")
 
 
 def blank_file_name(form: FormDefinition) -> str:

@@ -37,7 +37,7 @@ from pipeline.mail.notify import (
 )
 from pipeline.nightly.fingerprint import fingerprint
 from pipeline.nightly.ledger import Ledger, LedgerError, locked_message
-from pipeline.outputs.feedback import grids_from_reads, grids_needed
+from pipeline.outputs.feedback import FEEDBACK_FOLDER, feedback_file_name, grids_from_reads, grids_needed
 from pipeline.outputs.runfolder import (
     begin_run_folder,
     discard_run_folder,
@@ -296,7 +296,7 @@ def build_mails(config: Config, consolidation: Consolidation, staging: Path, run
         planned.append(PlannedMail(report_id, "report", recipients, REPORT_EML))
     if config.mail.feedback_to_units:
         for code, outcome in consolidation.submissions.items():
-            copy = staging / "phan_hoi" / f"{code}.xlsx"
+            copy = staging / FEEDBACK_FOLDER / feedback_file_name(code)
             unit = consolidation.registry.unit(code)
             if not copy.exists() or not unit.email:
                 continue
@@ -308,7 +308,7 @@ def build_mails(config: Config, consolidation: Consolidation, staging: Path, run
                 state = "too_large" if isinstance(exc, MailTooLarge) else "failed_build"
                 planned.append(PlannedMail(feedback_id, f"feedback:{code}", unit.email, "", state, str(exc)))
                 continue
-            relative = f"phan_hoi/{code}.eml"
+            relative = f"{FEEDBACK_FOLDER}/{Path(feedback_file_name(code)).stem}.eml"
             write_eml(feedback, staging / relative)
             planned.append(PlannedMail(feedback_id, f"feedback:{code}", unit.email, relative))
     return planned

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.cells import cell_position
 from pipeline.stages.consolidate import Consolidation, FileOutcome
-from pipeline.core.files import write_file_atomic
+from pipeline.core.files import portable_name, write_file_atomic
 from pipeline.core.formatting import LARGEST_GROUPED, NUMBER_FORMAT, format_number, modified_at
 from pipeline.core.issues import Issue
 from pipeline.core.textnorm import fold, printable
@@ -93,7 +93,7 @@ def comment_text(issues: list[Issue]) -> str:
 
 def feedback_file_name(code: str) -> str:
     # Codes come from the registry, but a file name must stay one name in one folder on every system.
-    return (re.sub(r"[^\w.-]", "_", code).strip(".") or "don_vi") + ".xlsx"
+    return portable_name(re.sub(r"[^\w.-]", "_", code).strip("."), ".xlsx", fallback="don_vi")
 
 
 def _wanted(consolidation: Consolidation) -> list[tuple[str, FileOutcome]]:

@@ -97,22 +97,10 @@ def remove_stale_staging(outbox: Path) -> list[Path]:
     removed = []
     for candidate in outbox.glob(".*.partial-*"):
         pid = candidate.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)) and candidate.is_dir():
+        if pid.isdigit() and not parallel.process_alive(int(pid)) and candidate.is_dir():
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------- the outputs

@@ -504,7 +504,7 @@ class Pool(Generic[R]):
     def _restart(self, worker: _Worker, failure: str, queue: deque, chunk: int) -> None:
         """A worker died (or hung) before it was ready: no item is to blame. Requeue its items and start
         another; several in a row mean no worker can start here."""
-        worker.stop(kill=True)
+        _end(worker, failure)
         self._start_deaths += 1
         detail = "quá thời gian khởi động" if failure == "timeout" else _exit_detail(worker.process.exitcode)
         if self._start_deaths >= START_DEATHS:
@@ -521,7 +521,7 @@ class Pool(Generic[R]):
 
     def _replace(self, worker: _Worker, failure: str, queue: deque, chunk: int) -> tuple[int, Failed]:
         """Stop a failed worker, requeue its other items for a successor; its item's index and `Failed`."""
-        worker.stop(kill=True)
+        _end(worker, failure)
         index = worker.culprit()
         # Items done before the culprit whose results were not sent yet are done again by the successor.
         worker.pending = deque(entry for entry in worker.pending if entry[0] != index)
@@ -538,6 +538,14 @@ class Pool(Generic[R]):
         return index, failed
 
 
+def _end(worker: _Worker, failure: str) -> None:
+    """Stop a failed worker. One that crashed is given a moment to finish dying first, so its exit code
+    says how it ended rather than that it was killed."""
+    if failure == "crashed":
+        worker.process.join(timeout=1)
+    worker.stop(kill=True)
+
+
 def _feed(worker: _Worker, queue: deque, chunk: int) -> None:
     batch = [queue.popleft() for _ in range(min(chunk, len(queue)))]
     if batch:
@@ -551,6 +559,47 @@ def map(function: Callable[..., R], items: Sequence[T], settings: IsolationSetti
     `Failed` for each item whose worker crashed, overran `settings.timeout_seconds` or ran out of memory."""
     with Pool(function, settings, args, preload, isolated) as pool:
         return pool.map(items, progress)
+
+
+# ---------------------------------------------------------------- other processes
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (another run's, say). POSIX: signal 0. Windows: OpenProcess
+    and its exit code, because there os.kill(pid, 0) sends Ctrl-C to that process group."""
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":
+        return _windows_process_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    if sys.platform != "win32":  # (and the type checker, on other platforms, skips what follows)
+        return False
+    import ctypes
+
+    still_active, query_limited, access_denied = 259, 0x1000, 5
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    kernel32.OpenProcess.argtypes = [ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32]
+    kernel32.GetExitCodeProcess.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+    kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+    handle = kernel32.OpenProcess(query_limited, 0, pid)
+    if not handle:
+        return ctypes.get_last_error() == access_denied  # exists, but not ours to look at
+    try:
+        code = ctypes.c_uint32()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 # ---------------------------------------------------------------- one call in a forked child
