@@ -17,7 +17,7 @@ from pipeline.parallel import pool as parallel
 from pipeline.stages.consolidate import Consolidation, FileOutcome, RunSettings, consolidate
 from pipeline.core.form import DEFAULT_FORM, FormDefinition, load_form
 from pipeline.stages.identify import UnitFinding, UnitMatcher, find_unit
-from pipeline.stages.intake import InboxFile, scan
+from pipeline.stages.intake import REPORT_EXTENSIONS, InboxFile, scan
 from pipeline.read.isolated import READER_MODULES, IsolationSettings
 from pipeline.core.issues import Issue, clip_issues, make_issue
 from pipeline.stages.normalize import Submission, failed_submission, read_and_prepare
@@ -53,20 +53,75 @@ def process(files: list[InboxFile], options: Options, registry: Registry | None 
         read = readers.map([str(f.path) for f in readable], progress)
     read_done = perf_counter()
     registry, matcher = readying.result()
-    submissions = [failed_submission(r) if isinstance(r, parallel.Failed) else r for r in read]
+    per_file = [failed_submission(r) if isinstance(r, parallel.Failed) else r for r in read]
+    # One entry per submission: a file's own, or one per member of a container and per copy of the form.
+    entries, submissions = submission_entries(readable, per_file)
     loaded = perf_counter()
-    findings = [find_unit(s, f.name, matcher, registry, form.edition)
-                for f, s in zip(readable, submissions, strict=True)]
+    findings = [find_unit(s, e.name, matcher, registry, form.edition)
+                for e, s in zip(entries, submissions, strict=True)]
     identify_done = perf_counter()
-    checks = validate_all(readable, submissions, findings, registry, form)
-    outcomes = iter(assess(*parts, options.settings.deadline)
-                    for parts in zip(readable, submissions, findings, checks, strict=True))
-    everything = [ignored(f) if f.junk_reason else next(outcomes) for f in files]
+    checks = validate_all(entries, submissions, findings, registry, form)
+    assessed = [assess(*parts, options.settings.deadline)
+                for parts in zip(entries, submissions, findings, checks, strict=True)]
+    assessed = signed_copies(assessed)
+    by_file: dict[str, list[FileOutcome]] = {}
+    for outcome in assessed:
+        by_file.setdefault(str(outcome.path), []).append(outcome)
+    everything = [o for f in files for o in ([ignored(f)] if f.junk_reason else by_file.pop(str(f.path), []))]
     validate_done = perf_counter()
     result = consolidate(everything, registry, form, options.settings)
     return replace(result, timings={"read": read_done - clock, "wait for registry": loaded - read_done,
                                     "identify": identify_done - loaded, "validate": validate_done - identify_done,
                                     "consolidate": perf_counter() - validate_done})
+
+
+def submission_entries(files: Sequence[InboxFile], per_file: Sequence[Sequence[Submission]]
+                       ) -> tuple[list[InboxFile], list[Submission]]:
+    """Each submission with the inbox entry it is shown as: the file itself, or `file/member` for a
+    container's member (its own size, and the Date of the mail it came in as its time of receipt)."""
+    entries: list[InboxFile] = []
+    submissions: list[Submission] = []
+    for entry, found in zip(files, per_file, strict=True):
+        for submission in found:
+            if submission.part:
+                entries.append(replace(entry, name=f"{entry.name}/{submission.part}",
+                                       size=submission.size if submission.size >= 0 else entry.size,
+                                       mtime=submission.received if submission.received is not None else entry.mtime))
+            else:
+                entries.append(entry)
+            submissions.append(submission)
+    return entries, submissions
+
+
+_NOT_A_FORM = {"file_text": "văn bản", "file_html": "trang web", "file_not_spreadsheet": "không rõ định dạng"}
+
+
+def signed_copies(outcomes: list[FileOutcome]) -> list[FileOutcome]:
+    """Scans and photos (PDF, images) never count as a report: each is recorded against the unit it names
+    (or the unit of the report it came with, in one mail or archive) as that unit's signed copy, or
+    listed as not a report when it names none. So is a note or a web page that does not claim to be a
+    report by its name; one that does (a .xlsx that is really text) stays rejected, with its message."""
+    units_by_file: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        if outcome.unit and outcome.format not in ("pdf", "image"):
+            units_by_file.setdefault(str(outcome.path), set()).add(outcome.unit)
+    kept = []
+    for outcome in outcomes:
+        codes = {i.code for i in outcome.issues if i.severity == "error"}
+        other = next(iter(codes & _NOT_A_FORM.keys()), "") if len(codes) == 1 else ""
+        if outcome.format not in ("pdf", "image") and not (
+                other and Path(outcome.name).suffix.lower() not in REPORT_EXTENSIONS):
+            kept.append(outcome)
+            continue
+        kind = "PDF" if outcome.format == "pdf" else "ảnh" if outcome.format == "image" else _NOT_A_FORM[other]
+        unit = outcome.unit
+        siblings = units_by_file.get(str(outcome.path), set())
+        if not unit and len(siblings) == 1 and outcome.format in ("pdf", "image"):
+            unit = next(iter(siblings))
+        scan = outcome.format in ("pdf", "image")
+        issue = make_issue("signed_copy", kind=kind) if unit and scan else make_issue("not_a_report", kind=kind)
+        kept.append(replace(outcome, status="ignored", unit=unit if scan else "", issues=[issue]))
+    return kept
 
 
 def _ready_checks(registry: Registry | Path, form: FormDefinition) -> tuple[Registry, UnitMatcher]:

@@ -369,6 +369,55 @@ def xml_2003(path: Path) -> Path:
     return path
 
 
+def docx_bomb(path: Path) -> Path:
+    """A Word document whose body inflates to ~190 MiB of empty paragraphs (~0.2 MB on disk)."""
+    parts = {"[Content_Types].xml": b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
+             b'package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/'
+             b'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+             "word/document.xml": b""}
+    head = (b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/'
+            b'main"><w:body>')
+    body = itertools.chain([head], repeat_to(b"<w:p/>", 190 * 1024 * 1024), [b"</w:body></w:document>"])
+    return write_zip(path, parts, streamed=("word/document.xml", body))
+
+
+def bomb_in_archive(path: Path) -> Path:
+    """A zip bomb of a workbook, sent inside an ordinary .zip beside nothing else."""
+    inner = bomb_empty_cells(path.with_name(path.name + ".inner.xlsx"))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.write(inner, "bao cao.xlsx")
+    inner.unlink()
+    return path
+
+
+def archives_nested_deep(path: Path, depth: int = 5) -> Path:
+    """A form inside a zip inside a zip … five archives deep."""
+    data = form_bytes("BCH ĐOÀN KHỐI DOANH NGHIỆP TỈNH", form_values(4000))
+    name = "bao cao.xlsx"
+    for level in range(depth):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(name, data)
+        data, name = buffer.getvalue(), f"lop {level}.zip"
+    path.write_bytes(data)
+    return path
+
+
+def mail_500_attachments(path: Path) -> Path:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "someone@example.invalid"
+    message["To"] = "bantochuc@example.vn"
+    message["Subject"] = "tep"
+    message["Date"] = "Mon, 05 Feb 2024 09:00:00 +0700"
+    message.set_content("x")
+    for i in range(500):
+        message.add_attachment(b"x", maintype="application", subtype="octet-stream", filename=f"tep {i}.bin")
+    path.write_bytes(message.as_bytes())
+    return path
+
+
 def xlsx_named_xls(path: Path, unit_line: str, values: Values) -> Path:
     path.write_bytes(form_bytes(unit_line, values))
     return path
@@ -534,7 +583,13 @@ CORPUS: tuple[Hostile, ...] = (
     Hostile("zero_bytes.xlsx", empty, _codes("file_empty")),
     Hostile("csv_renamed.xlsx", csv_renamed, _codes("file_text")),
     Hostile("html_table.xls", html_table, _codes("file_html")),
-    Hostile("xml_spreadsheet_2003.xls", xml_2003, _codes("file_xml2003")),
+    # Excel 2003 XML is read now; this one is not even well-formed XML (an undeclared prefix).
+    Hostile("xml_spreadsheet_2003.xls", xml_2003, _codes("file_unreadable"), screened=False,
+            extra_codes=_codes("unit_unknown")),
+    Hostile("docx_bomb.docx", docx_bomb, _codes("zip_bomb")),
+    Hostile("bomb_in_archive.zip", bomb_in_archive, _codes("zip_bomb"), screened=False),
+    Hostile("archives_nested_deep.zip", archives_nested_deep, _codes("container_too_deep"), screened=False),
+    Hostile("mail_500_attachments.eml", mail_500_attachments, _codes("container_too_many"), screened=False),
     Hostile("hidden_form_only.xlsx", hidden_form_only, _codes("form_not_found"), screened=False,
             extra_codes=_codes("unit_unknown")),
     Hostile("formula_no_cache.xlsx", formula_without_value, _codes("formula_no_value"), cell=FORMULA_CELL,

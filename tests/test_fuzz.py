@@ -143,7 +143,7 @@ def test_direct_read_of_damaged_file_returns_a_result(case, seeds, form, scratch
     if outcome.signal:
         event(f"{kind}: reader died by signal {outcome.signal}")
         # A parser abort cannot be caught in-process; that is what the pool is for: it must contain it.
-        [contained] = pool.read_all([path])
+        [[contained]] = pool.read_all([path])
         _assert_result(contained.result)
         assert {i.code for i in contained.result.issues} & {"reader_crashed", "reader_out_of_memory",
                                                              "reader_timeout"}
@@ -157,7 +157,7 @@ def test_direct_read_of_damaged_file_returns_a_result(case, seeds, form, scratch
 def test_pooled_read_of_damaged_file_returns_a_result(case, seeds, scratch, pool, seeds_read_cleanly):
     kind, data = damaged(seeds, case)
     path = _write(scratch, kind, data)
-    [outcome] = pool.read_all([path])
+    [[outcome]] = pool.read_all([path])
     _assert_result(outcome.result)
     event(f"{kind}: {_verdict(outcome.result)}")
     assert outcome.sha256 or outcome.result.format == "rejected"

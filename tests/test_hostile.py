@@ -284,12 +284,19 @@ def test_run_exits_cleanly_and_writes_every_output(full_run):
         assert (full_run.folder / name).is_file(), name
 
 
+def _inbox_name(file: str, names) -> str:
+    """The inbox file a row is of: itself, or the archive or mail it is a member of ("a.zip/b.xlsx")."""
+    return next((n for n in names if file == n or file.startswith(n + "/")), file)
+
+
 def test_every_inbox_file_has_one_row_with_the_right_status(full_run, corpus):
     rows = [r for r in read_csv(full_run.folder / "submissions.csv") if r["file"]]
+    names = {csv_cell(name) for name in full_run.names}
     by_file = {}
     for row in rows:
-        assert row["file"] not in by_file, f"two rows for {row['file']}"
-        by_file[row["file"]] = row
+        name = _inbox_name(row["file"], names)
+        assert name not in by_file, f"two rows for {name}"
+        by_file[name] = row
     assert set(by_file) == {csv_cell(name) for name in full_run.names}
     for hostile in CORPUS:
         assert by_file[csv_cell(hostile.name)]["status"] == "rejected", hostile.name
@@ -303,15 +310,15 @@ def test_every_inbox_file_has_one_row_with_the_right_status(full_run, corpus):
         assert by_file[csv_cell(junk)]["status"] == "ignored", junk
 
 
-def _issues_by_file(folder: Path) -> dict[str, list[dict[str, str]]]:
+def _issues_by_file(folder: Path, names=()) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
     for row in read_csv(folder / "issues.csv"):
-        found.setdefault(row["file"], []).append(row)
+        found.setdefault(_inbox_name(row["file"], names), []).append(row)
     return found
 
 
 def test_each_hostile_file_is_rejected_with_its_own_code(full_run, corpus):
-    issues = _issues_by_file(full_run.folder)
+    issues = _issues_by_file(full_run.folder, {csv_cell(name) for name in full_run.names})
     for hostile in CORPUS:
         rows = issues.get(csv_cell(hostile.name), [])
         errors = {r["code"] for r in rows if r["severity"] == "error"}
@@ -441,7 +448,7 @@ def test_parser_abort_takes_down_only_its_worker(corpus, form, quiet_aborts):
     paths = [corpus[valid[0].name], corpus["far_corner.xlsx"], corpus[valid[1].name], corpus[valid[2].name],
              corpus["far_corner.xlsx"], corpus[valid[3].name]]
     with ReaderPool(form, IsolationSettings(workers=2, timeout_seconds=30, memory_mb=768), RAISED_LIMITS) as pool:
-        outcomes = pool.read_all(paths)
+        outcomes = [only for [only] in pool.read_all(paths)]
     assert len(outcomes) == len(paths)
     for index in (1, 4):
         assert [i.code for i in outcomes[index].result.issues] == ["reader_crashed"]
@@ -458,7 +465,7 @@ def test_files_read_before_a_crash_in_the_same_batch_are_read_again(corpus, form
              corpus[valid[1].name], corpus[valid[2].name], corpus[valid[3].name],
              corpus[valid[0].name], corpus[valid[1].name], corpus[valid[2].name]]
     with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=30, memory_mb=768), RAISED_LIMITS) as pool:
-        outcomes = pool.read_all(paths)
+        outcomes = [only for [only] in pool.read_all(paths)]
     assert [i.code for i in outcomes[2].result.issues] == ["reader_crashed"]
     expected = {v.name: v for v in valid}
     for index, path in enumerate(paths):
@@ -485,7 +492,7 @@ def test_reader_deadline_stops_a_slow_file_and_spares_the_rest(corpus, form, slo
     started = time.monotonic()
     # The slow file takes over a second here; the quick ones a few milliseconds.
     with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=0.5)) as pool:
-        outcomes = pool.read_all(paths)
+        outcomes = [only for [only] in pool.read_all(paths)]
     elapsed = time.monotonic() - started
     assert [i.code for i in outcomes[1].result.issues] == ["reader_timeout"]
     _assert_read_as(outcomes[0], before)
@@ -500,7 +507,7 @@ def test_screening_is_linear_on_unterminated_tags(tmp_path, form):
     path = unterminated_tags(tmp_path / "unterminated.xlsx", 64 * 1024)
     assert path.stat().st_size < 10_000
     with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=3.0)) as pool:
-        [outcome] = pool.read_all([path])
+        [[outcome]] = pool.read_all([path])
     assert "reader_timeout" not in {i.code for i in outcome.result.issues}
 
 
@@ -525,7 +532,7 @@ def test_xls_far_dimension_is_screened(corpus, legacy_xls, form, quiet_aborts):
     if legacy_xls is None:
         pytest.skip("LibreOffice is not installed")
     with ReaderPool(form, IsolationSettings(workers=1, timeout_seconds=30)) as pool:
-        [outcome] = pool.read_all([corpus["xls_far_dimension.xls"]])
+        [[outcome]] = pool.read_all([corpus["xls_far_dimension.xls"]])
     assert {i.code for i in outcome.result.issues} & {"sheet_too_large", "file_unreadable"}
 
 

@@ -45,7 +45,9 @@ def test_unit_line_identifies(unit_line, code, matcher):
         ("TDM_bao_cao_PTD_2021-2023.xls", "TDM"),
         ("Phu Giao (2).ods", "PG"),
         ("bac tan uyen lan 2.xlsx", "BTU"),
-        ("BaoCao_TanUyen.xlsx", ""),  # glued words are not a name
+        ("BaoCao_TanUyen.xlsx", "TU"),  # words glued in CamelCase are split
+        ("PTD_BenCat_2024.xlsx", "BC"),
+        ("baocao_dautieng.xlsx", "DT"),  # a name written as one word
         ("ĐH Thủ Dầu Một.xlsx", "DHTDM"),
         ("da sua - bao cao.xlsx", ""),  # two-letter codes never match loose words
     ],

@@ -104,7 +104,7 @@ def test_grids_from_reads_refuses_a_read_of_other_bytes(quota_case, caplog):
     assert [o.unit for o in outcomes] == ["DT"]
     reads = read_in_process([o.path for o in outcomes], consolidation.form)
     assert list(grids_from_reads(outcomes, reads)) == ["DT"]
-    other = [dataclasses.replace(reads[0], sha256="0" * 64)]
+    other = [[dataclasses.replace(reads[0][0], sha256="0" * 64)]]
     assert grids_from_reads(outcomes, other) == {}
     assert any("dt.xlsx" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError):

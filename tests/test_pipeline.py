@@ -296,9 +296,11 @@ def test_junk_is_listed_and_ignored(tmp_path, judge, clean_values):
     result, files = judge(good)
     assert {n: o.status for n, o in files.items()} == {
         "ok.xlsx": "accepted", "~$ok.xlsx": "ignored", "Thumbs.db": "ignored", "desktop.ini": "ignored",
-        ".DS_Store": "ignored", "ghi chu.docx": "ignored", ".~lock.ok.xlsx#": "ignored"}
-    assert all(i.code == "file_ignored" and i.severity == "info" for n, o in files.items() if n != "ok.xlsx"
-               for i in o.issues)
+        ".DS_Store": "ignored", "ghi chu.docx": "rejected", ".~lock.ok.xlsx#": "ignored"}
+    assert all(i.code == "file_ignored" and i.severity == "info" for n, o in files.items()
+               if n not in ("ok.xlsx", "ghi chu.docx") for i in o.issues)
+    # A Word document is read now, whatever its name: this one is not one, and says so.
+    assert [i.code for i in files["ghi chu.docx"].issues] == ["file_not_spreadsheet"]
 
 
 @pytest.mark.parametrize(("content", "code"), [
@@ -382,12 +384,12 @@ def test_files_are_read_without_the_registry_and_identified_after(tmp_path, regi
     from pipeline.stages.normalize import read_and_prepare
 
     paths = _unit_files(tmp_path / "inbox", registry, UNIT_LINES)
-    submissions = [read_and_prepare(str(path), form) for path in paths]
+    submissions = [only for path in paths for only in read_and_prepare(str(path), form)]
     assert all(s.located and s.numbers.values[(2021, "members_total")] is not None for s in submissions)
     matcher = UnitMatcher(registry)
     findings = [find_unit(s, p.name, matcher, registry, form.edition) for s, p in zip(submissions, paths, strict=True)]
     assert [(f.unit, f.source) for f in findings] == [("DT", "unit_line"), ("PG", "unit_line"), ("TA", "unit_line")]
-    assert submissions == [read_and_prepare(str(path), form) for path in paths]
+    assert submissions == [only for path in paths for only in read_and_prepare(str(path), form)]
 
 
 def test_a_malformed_registry_found_while_reading_stops_the_run_and_its_readers(tmp_path, registry, form):

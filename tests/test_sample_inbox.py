@@ -23,6 +23,7 @@ KIND_CODES = {
     "fraction": "value_fraction",
     "jump": "members_change_large",
     "blank": "value_blank",
+    "not_a_report": "not_a_report",
 }
 SEVERITY_OF_KIND = {"unit_from_name": "info"}
 

@@ -109,6 +109,47 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "Tệp mang đuôi {extension} nhưng chỉ là văn bản thô hoặc CSV, không phải bảng tính — hãy điền "
         "vào biểu mẫu Excel và gửi lại.",
     ),
+    "container_unreadable": (
+        "error",
+        "Không mở được tệp nén hoặc thư đã lưu ({detail}) — hãy gửi lại các tệp báo cáo đính kèm trực tiếp.",
+    ),
+    "container_too_many": (
+        "error",
+        "Tệp chứa quá nhiều tệp con ({count}, tối đa {limit}), không phải một bài nộp báo cáo — hãy gửi "
+        "riêng tệp biểu mẫu.",
+    ),
+    "container_too_deep": (
+        "error",
+        "Tệp nén lồng nhau quá nhiều lớp (tối đa {limit}) — hãy gửi trực tiếp tệp biểu mẫu.",
+    ),
+    "container_empty": (
+        "error",
+        "Tệp nén hoặc thư không có tệp đính kèm nào là báo cáo{skipped} — hãy đính kèm tệp biểu mẫu và gửi lại.",
+    ),
+    "document_needs_converter": (
+        "error",
+        "Tệp Word dạng cũ ({extension}) chỉ đọc được khi máy tổng hợp có LibreOffice — hãy lưu biểu mẫu "
+        "dạng .docx hoặc .xlsx rồi gửi lại.",
+    ),
+    "document_unconvertible": (
+        "error",
+        "Không chuyển đổi được tệp {extension} để đọc (LibreOffice báo lỗi hoặc quá thời gian) — hãy mở "
+        "bằng Word, lưu dạng .docx hoặc .xlsx rồi gửi lại.",
+    ),
+    "signed_copy": (
+        "info",
+        "Bản chụp/bản ký ({kind}) kèm theo báo cáo: được ghi nhận là bản có chữ ký, đóng dấu của đơn vị, "
+        "không thay cho biểu mẫu.",
+    ),
+    "not_a_report": (
+        "info",
+        "Tệp {kind} không phải biểu mẫu báo cáo và không gắn được với đơn vị nào — được ghi nhận, không tổng hợp.",
+    ),
+    "legacy_font": (
+        "info",
+        "Tệp dùng phông chữ cũ ({encoding}); chữ đã được chuyển sang Unicode để đọc. Lần sau hãy dùng phông "
+        "Unicode (Times New Roman).",
+    ),
     "file_too_large": (
         "error",
         "Tệp quá lớn ({size}, tối đa {limit}) so với một biểu mẫu báo cáo — hãy xoá các trang, hình ảnh "
@@ -150,6 +191,10 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "lại biểu mẫu và gửi.",
     ),
     "file_ignored": ("info", "Bỏ qua tệp: {reason}."),
+    "sheet_superseded": ("info", "Trang \"{newer}\" của cùng tệp cũng là báo cáo của đơn vị này và được tổng hợp "
+                                 "thay cho trang này."),
+    "unit_twice_in_workbook": ("warning", "Tệp có hai trang báo cáo của cùng một đơn vị (\"{older}\" và \"{sheet}\"); "
+                                          "trang sau được tổng hợp — hãy xoá trang thừa."),
     "file_superseded": ("info", "Đã có tệp mới hơn của đơn vị ({newer}); tệp này không được tổng hợp."),
     # Structure
     "form_not_found": (
@@ -178,6 +223,11 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "Dòng đơn vị ghi \"{unit_line}\" nhưng tên tệp gợi ý đơn vị khác ({other}); hệ thống lấy theo "
         "dòng đơn vị.",
     ),
+    "unit_from_sender": (
+        "info",
+        "Dòng đơn vị chưa ghi tên đơn vị; hệ thống xác định đơn vị theo địa chỉ thư đã gửi ({sender}) — lần "
+        "sau hãy ghi rõ tên đơn vị.",
+    ),
     "unit_from_file_name": (
         "info",
         "Dòng đơn vị chưa ghi tên đơn vị (\"{unit_line}\"); hệ thống xác định đơn vị theo tên tệp — lần sau "
@@ -196,6 +246,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     ),
     # Values
     "value_blank": ("warning", "Ô {cell} {written} nên được tính là 0."),
+    "value_with_unit_word": ("warning", "Ô {cell} ghi \"{found}\"; đã đọc là số {value} — lần sau chỉ ghi số."),
     "value_not_number": ("error", "Ô {cell} ghi \"{found}\", không phải là số — hãy nhập số nguyên."),
     "value_fraction": ("error", "Ô {cell} có số lẻ ({found}) — số liệu phải là số nguyên."),
     "value_too_large": ("error", "Ô {cell} có giá trị quá lớn ({found}) — hãy kiểm tra lại số liệu."),

@@ -15,6 +15,8 @@ STATUS_WORDS = {
     "ok": "Đã nhận – hợp lệ",
     "warnings": "Có cảnh báo",
     "rejected": "Trả lại – cần sửa",
+    "unreadable": "Đã gửi, không đọc được – cần gửi lại",
+    "scan_only": "Chỉ gửi bản chụp/bản ký – cần gửi biểu mẫu",
     "missing": "Chưa nộp",
 }
 SEVERITY_WORDS = {"error": "Lỗi", "warning": "Cảnh báo", "info": "Thông tin"}

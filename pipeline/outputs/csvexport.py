@@ -16,7 +16,7 @@ from pipeline.core.files import open_atomic, write_file_atomic
 from pipeline.core.formatting import modified_at
 from pipeline.core.textnorm import printable
 
-SUBMISSIONS_COLUMNS = ("file", "unit_code", "status", "modified_at", "sha256", "errors", "warnings")
+SUBMISSIONS_COLUMNS = ("file", "unit_code", "status", "modified_at", "sha256", "errors", "warnings", "sheet")
 VALUES_COLUMNS = ("unit_code", "year", "metric", "value", "file", "sheet", "cell")
 TOTALS_COLUMNS = ("year", "metric", "value")
 ISSUES_COLUMNS = ("unit_code", "file", "sheet", "cell", "severity", "code", "message")
@@ -35,9 +35,9 @@ def submission_rows(consolidation: Consolidation) -> Iterator[tuple]:
     """Rows of submissions.csv, in SUBMISSIONS_COLUMNS order, ready to write (texts neutralised)."""
     for outcome in consolidation.files:
         yield (neutralise(outcome.name), neutralise(outcome.unit), outcome.status, modified_at(outcome.mtime),
-               outcome.sha256, outcome.errors, outcome.warnings)
+               outcome.sha256, outcome.errors, outcome.warnings, neutralise(outcome.sheet))
     for code in consolidation.missing:
-        yield ("", neutralise(code), "missing", "", "", 0, 0)
+        yield ("", neutralise(code), "missing", "", "", 0, 0, "")
 
 
 def value_rows(consolidation: Consolidation) -> Iterator[tuple]:

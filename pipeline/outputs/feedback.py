@@ -109,9 +109,9 @@ def grids_needed(consolidation: Consolidation) -> list[FileOutcome]:
     return [outcome for _, outcome in _wanted(consolidation) if not outcome.grid and outcome.sheet]
 
 
-def grids_from_reads(outcomes: Sequence[FileOutcome], reads: Sequence[ReadOutcome]) -> dict[str, Grid]:
+def grids_from_reads(outcomes: Sequence[FileOutcome], reads: Sequence[Sequence[ReadOutcome]]) -> dict[str, Grid]:
     """Unit code → the sheet read again for its copy, from `reads[i]`, the second reading of
-    `outcomes[i]` (as `grids_needed` listed them). Pure: nothing is opened here.
+    `outcomes[i]` (as `grids_needed` listed them: files holding one submission). Pure: nothing is opened here.
 
     A copy shows exactly the bytes that were judged, or no sheet: the file may have been replaced since
     (another unit's report saved over it, a link or pipe swapped in), and its sheet under this file's
@@ -122,7 +122,8 @@ def grids_from_reads(outcomes: Sequence[FileOutcome], reads: Sequence[ReadOutcom
     if len(outcomes) != len(reads):
         raise ValueError(f"{len(reads)} reads for {len(outcomes)} submissions")
     grids: dict[str, Grid] = {}
-    for outcome, read in zip(outcomes, reads, strict=True):
+    for outcome, file_reads in zip(outcomes, reads, strict=True):
+        read = file_reads[0]  # only single submissions of a file are read again (containers keep their sheets)
         if not outcome.sha256 or read.sha256 != outcome.sha256:
             log.warning("%s changed since it was assessed (sha256 %s, now %s): its feedback copy lists the "
                         "remarks without the sheet", outcome.name, outcome.sha256 or "unknown",

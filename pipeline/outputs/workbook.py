@@ -32,11 +32,15 @@ DISCREPANCY_PREFIX = "SL - "
 DEFAULT_UNIT_SHEET_LIMIT = 60
 
 def unit_state(consolidation: Consolidation, code: str) -> str:
+    """ok | warnings | rejected | unreadable (sent, but no form could be read in it) | scan_only (only a
+    signed scan or photo arrived) | missing. A unit that sent anything is never "missing"."""
     submission = consolidation.submissions.get(code)
     if submission is None:
+        if any(o.unit == code and o.status == "ignored" for o in consolidation.files):
+            return "scan_only"
         return "missing"
     if submission.status == "rejected":
-        return "rejected"
+        return "rejected" if submission.sheet else "unreadable"
     return "warnings" if submission.warnings else "ok"
 
 
@@ -319,6 +323,12 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
         widths.see(1, unit.code)
         widths.see(2, unit.name)
         widths.see(3, words)
+        if submission is None and state == "scan_only":
+            scans = [o for o in c.files if o.unit == unit.code and o.status == "ignored"]
+            names = clip("; ".join(o.name for o in scans))
+            sheet.stream_row(row, 0, [*unit_cells, (names, f.text), (_when(scans[-1]), f.text)])
+            widths.see(4, names, maximum=50)
+            continue
         if submission is None:
             sheet.stream_row(row, 0, [*unit_cells, *[(None, f.missing)] * (len(STATUS_HEADERS) - 4)])
             continue

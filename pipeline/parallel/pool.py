@@ -8,6 +8,8 @@
   pool raises `WorkersBroken` instead of blaming the items.
 - `note(data)`: from inside `function`, a few bytes the parent keeps for the current item should
   its worker die on it (the reader notes the sha256 of the bytes it read).
+- `run_program(argv, cwd, env, timeout)`: another program run to completion, its whole process tree
+  killed on the way out (LibreOffice, converting a legacy document inside a reader).
 - `in_child(function, *args)`: one call in a forked copy of this process (POSIX only; `can_fork()`
   says whether it is available); `.wait()` raises here what it raised there.
 - `in_background(function, *args)`: a thread of this process; `.result()` returns its value or raises.
@@ -32,6 +34,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -41,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pipeline.core.issues import Issue, make_issue
@@ -600,6 +604,46 @@ def _windows_process_alive(pid: int) -> bool:
         return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == still_active
     finally:
         kernel32.CloseHandle(handle)
+
+
+def run_program(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> int | None:
+    """Run a program to completion and return its exit status, or None when `timeout` seconds passed
+    first (the readers convert legacy documents with LibreOffice through it). It runs in a process group of its own
+    (POSIX: a new session; Windows: a new process group), with no console input or output, and its
+    whole tree is killed on the way out, whether it finished, timed out or this thread was interrupted,
+    so no LibreOffice outlives the call (nor a helper it left behind)."""
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, creationflags=flags)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if process.poll() is None:
+                try:  # the tree first (soffice.exe starts soffice.bin), then the program itself
+                    subprocess.run(["taskkill", "/PID", str(process.pid), "/T", "/F"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False,
+                                   creationflags=subprocess.CREATE_NO_WINDOW)
+                except (OSError, subprocess.SubprocessError):
+                    pass
+                process.kill()
+                process.wait()
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        try:
+            # The session leader's pid is the group's id. SIGKILL leaves no code of theirs to run:
+            # what is left of the tree is, at most, processes being torn down and zombies for init.
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
 
 
 # ---------------------------------------------------------------- one call in a forked child

@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import NamedTuple
 from collections.abc import Callable
 
@@ -41,6 +41,7 @@ class Limits:
     max_rows: int = 100_000
     max_columns: int = 1_024
     max_cells: int = 2_000_000
+    convert_seconds: float = 20.0  # LibreOffice converting a legacy document (.doc, .rtf)
 
 
 DEFAULT_LIMITS = Limits()
@@ -48,7 +49,10 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(frozen=True)
 class Screened:
-    """What the file is: 'xlsx' (any OOXML workbook), 'ods', 'xls', or a rejection."""
+    """What the file is: a workbook ('xlsx' for any OOXML workbook, 'xlsb', 'ods', 'xls', 'xml2003'), a
+    document whose tables may hold the form ('docx', 'odt', and 'doc'/'rtf' which only LibreOffice reads),
+    a container whose members are submissions of their own ('zip', 'eml', 'msg'), a scan or picture
+    ('pdf', 'image': a signed copy, never the form), or a rejection."""
 
     kind: str
     issue: Issue | None = None
@@ -60,10 +64,10 @@ def _reject(code: str, **fields: object) -> Screened:
     return Screened(kind="rejected", issue=make_issue(code, **fields))
 
 
-def screen(path: Path, limits: Limits = DEFAULT_LIMITS, raw: bytes | None = None) -> Screened:
+def screen(path: PurePath, limits: Limits = DEFAULT_LIMITS, raw: bytes | None = None) -> Screened:
     if raw is None:
         try:
-            raw = read_inbox_file(path, limits)
+            raw = read_inbox_file(Path(path), limits)
         except OSError as exc:
             return Screened(kind="rejected", issue=read_failure(exc, limits))
     elif len(raw) > limits.max_file_bytes:
@@ -195,18 +199,50 @@ def read_failure(exc: OSError, limits: Limits = DEFAULT_LIMITS) -> Issue:
 _HTML_MARKERS = (b"<html", b"<!doctype html", b"<table", b"<head", b"<body", b"<meta")
 
 
-def _classify_other(head: bytes, path: Path) -> Screened:
+def _classify_other(head: bytes, path: PurePath) -> Screened:
     extension = path.suffix or "(không đuôi)"
     probe = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if _is_xml2003(head):  # before the HTML markers: its <Table> is one
+        return Screened(kind="xml2003")
+    if _looks_like_mail(head):  # a saved mail may carry an HTML body in its first kilobyte
+        return Screened(kind="eml")
     if any(marker in probe[:1024] for marker in _HTML_MARKERS):
         return _reject("file_html", extension=extension)
-    if probe.startswith(b"<?xml") and b"urn:schemas-microsoft-com:office:spreadsheet" in head:
-        return _reject("file_xml2003", extension=extension)
     if probe.startswith(b"%pdf"):
-        return _reject("file_not_spreadsheet", kind="PDF", extension=extension)
+        return Screened(kind="pdf")
+    if head.startswith(_IMAGE_MAGIC):
+        return Screened(kind="image")
+    if probe.startswith(b"{\\rtf"):
+        return Screened(kind="rtf")
     if _looks_like_text(head):
         return _reject("file_text", extension=extension)
     return _reject("file_not_spreadsheet", kind="dữ liệu không rõ định dạng", extension=extension)
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+_MAIL_HEADER = re.compile(rb"^(?:From|To|Subject|Date|Received|Return-Path|Message-ID|MIME-Version|"
+                          rb"Content-Type|X-[\w-]+|Delivered-To|Reply-To|Cc|DKIM-Signature|Thread-Topic):[ \t]",
+                          re.IGNORECASE | re.MULTILINE)
+
+
+def _looks_like_mail(head: bytes) -> bool:
+    """An RFC 5322 message saved to disk (.eml): it starts with header lines, several of the usual ones."""
+    probe = head.lstrip(b"\xef\xbb\xbf\r\n")
+    if not re.match(rb"[\w-]+:[ \t]", probe):
+        return False
+    found = {m.group(0).split(b":")[0].lower() for m in _MAIL_HEADER.finditer(probe[:4096])}
+    return len(found) >= 3 and (b"from" in found or b"received" in found or b"mime-version" in found)
+
+
+def _is_xml2003(head: bytes) -> bool:
+    """Excel 2003 XML Spreadsheet, in UTF-8 or UTF-16 (with its byte-order mark)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            head = head.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    probe = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return probe.startswith(b"<?xml") and b"urn:schemas-microsoft-com:office:spreadsheet" in head
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -270,7 +306,7 @@ def biff_extent(stream: bytes) -> BiffExtent:
     return BiffExtent(rows, columns, cells, False)
 
 
-def _screen_cfb(path: Path, raw: bytes, limits: Limits) -> Screened:
+def _screen_cfb(path: PurePath, raw: bytes, limits: Limits) -> Screened:
     import olefile
 
     try:
@@ -280,8 +316,12 @@ def _screen_cfb(path: Path, raw: bytes, limits: Limits) -> Screened:
                 return _reject("file_encrypted")
             name = "workbook" if "workbook" in streams else "book" if "book" in streams else ""
             if not name:
-                kind = "tài liệu Word" if "worddocument" in streams else "tài liệu Office không phải bảng tính"
-                return _reject("file_not_spreadsheet", kind=kind, extension=path.suffix or "(không đuôi)")
+                if "worddocument" in streams:
+                    return Screened(kind="doc")  # read by converting it with LibreOffice, where installed
+                if any(key.startswith("__substg1.0_") for key in streams):
+                    return Screened(kind="msg")  # an Outlook message saved to disk
+                return _reject("file_not_spreadsheet", kind="tài liệu Office không phải bảng tính",
+                               extension=path.suffix or "(không đuôi)")
             stream = ole.openstream(streams[name]).read(limits.max_file_bytes)
     except Exception as exc:  # olefile raises plain OSError/struct errors on damaged containers
         return _reject("file_unreadable", detail=f"vùng chứa OLE hỏng: {type(exc).__name__}")
@@ -396,7 +436,7 @@ def _directory(raw: bytes, end: int) -> list[ZipMember] | None:
     return members if position == end else None
 
 
-def _screen_zip(path: Path, raw: bytes, limits: Limits) -> Screened:
+def _screen_zip(path: PurePath, raw: bytes, limits: Limits) -> Screened:
     entries: list = zip_members(raw) or []
     if not entries:
         try:
@@ -412,9 +452,11 @@ def _screen_zip(path: Path, raw: bytes, limits: Limits) -> Screened:
     by_name = {e.filename: e for e in entries}
     kind = _zip_kind(lambda name, cap: _peek(raw, by_name[name], limits, cap), by_name.keys())
     if kind is None:
-        description = "tài liệu Word" if "word/document.xml" in by_name else (
-            "bản trình chiếu PowerPoint" if "ppt/presentation.xml" in by_name else "tệp nén .zip")
-        return _reject("file_not_spreadsheet", kind=description, extension=path.suffix or "(không đuôi)")
+        if "ppt/presentation.xml" in by_name:
+            return _reject("file_not_spreadsheet", kind="bản trình chiếu PowerPoint",
+                           extension=path.suffix or "(không đuôi)")
+        # A plain archive: each member is screened on its own when the container is opened.
+        return Screened(kind="zip")
     oversized: list[str] = []
     budget = limits.max_total_uncompressed
     for entry in entries:
@@ -512,6 +554,8 @@ def _zip_kind(read: Callable[[str, int], bytes], names) -> str | None:
         mimetype = read("mimetype", 200)
         if b"opendocument.spreadsheet" in mimetype:
             return "ods"
+        if b"opendocument.text" in mimetype:
+            return "odt"
         if mimetype:
             return None
     if "xl/workbook.xml" in names or "xl/workbook.bin" in names:
@@ -521,6 +565,8 @@ def _zip_kind(read: Callable[[str, int], bytes], names) -> str | None:
             return "xlsx"
     if "content.xml" in names and "META-INF/manifest.xml" in names:
         return "ods"
+    if "word/document.xml" in names:
+        return "docx"
     return None
 
 

@@ -13,13 +13,17 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
-from pipeline.core.cells import address, column_letters
+from pipeline.core.cells import address, column_letters, column_number
+from pipeline.core.legacy import convert_grid, to_unicode
+from pipeline.core.legacy import detect as legacy_detect
 from pipeline.core.form import FormDefinition
 from pipeline.core.issues import Issue, make_issue
-from pipeline.read.screen import DEFAULT_LIMITS, Limits, read_failure, read_inbox_file, screen
+from pipeline.read.screen import DEFAULT_LIMITS, Limits, Screened, read_failure, read_inbox_file, screen
+from pipeline.read.word import WordBook, convert_with_libreoffice, libreoffice_available
+from pipeline.read.xml2003 import Xml2003Book
 from pipeline.read.fallback import FormulaWithoutValue, SheetTooLarge, fallback_workbook, open_workbook
 from pipeline.core.textnorm import fold
 from pipeline.core.token import TOKEN_SHEET, Token, parse_token
@@ -61,38 +65,60 @@ class RawForm:
 
 
 @dataclass(slots=True)
-class ReadResult:
-    format: str  # xlsx | xls | ods | xlsb, or "rejected"
-    form: RawForm | None = None
+class FoundForm:
+    """One copy of the form found in a file, with the issues of its structure."""
+
+    form: RawForm
     issues: list[Issue] = field(default_factory=list)
-    sheets: tuple[str, ...] = ()  # visible sheet names
+
+
+@dataclass(slots=True)
+class ReadResult:
+    format: str  # xlsx | xls | ods | xlsb | xml2003 | docx | odt | doc | rtf | pdf | image, or "rejected"
+    found: list[FoundForm] = field(default_factory=list)  # every sheet or table holding the form, in order
+    issues: list[Issue] = field(default_factory=list)  # the file's own (not of one copy of the form)
+    sheets: tuple[str, ...] = ()  # visible sheet names (tables "Bảng 1"… of a document)
     token: Token | None = None  # the unit token of a copy handed out by the province
+
+    @property
+    def form(self) -> RawForm | None:
+        """The first copy of the form found; None when there is none."""
+        return self.found[0].form if self.found else None
 
     @property
     def rejected(self) -> bool:
         return any(issue.severity == "error" for issue in self.issues)
 
 
-def read_submission(path: Path | str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS,
-                    raw: bytes | None = None) -> ReadResult:
-    """Screen the file, open it, and locate the form. Never raises for anything the file contains.
+def read_submission(path: PurePath | str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS,
+                    raw: bytes | None = None, screened: Screened | None = None) -> ReadResult:
+    """Screen the file, open it, and locate every copy of the form in it. Never raises for anything the
+    file contains.
 
-    `raw`, when given, is the file's content already read by the caller (screen.read_inbox_file);
-    otherwise it is read here, once. Either way no reader below opens the file again: every one of them
-    works on these bytes, so what is judged is what was read and hashed.
+    `raw`, when given, is the file's content already read by the caller (screen.read_inbox_file, or a
+    container's member); otherwise it is read here, once. Either way no reader below opens the file
+    again: every one of them works on these bytes, so what is judged is what was read and hashed.
+    `screened`, when given, is what `screen` already said of these bytes. Containers (zip, mail) are
+    the caller's to open (pipeline.read.isolated): here they are one more kind this reader cannot read.
     """
-    path = Path(path)
+    path = PurePath(path)
     if raw is None:
         try:
-            raw = read_inbox_file(path, limits)
+            raw = read_inbox_file(Path(path), limits)
         except OSError as exc:
             return ReadResult(format="rejected", issues=[read_failure(exc, limits)])
-    screened = screen(path, limits, raw)
+    screened = screened or screen(path, limits, raw)
     if screened.issue is not None:
         return ReadResult(format="rejected", issues=[screened.issue])
+    kind = screened.kind
+    if kind in ("pdf", "image"):
+        return ReadResult(format=kind)  # a scan or photo: the run records it as the unit's signed copy
     try:
         data = screened.decrypted if screened.decrypted is not None else raw
-        return _read_screened(screened.kind, data, screened.oversized_sheets, form, limits)
+        if kind in ("doc", "rtf"):
+            return _read_converted(kind, data, path, form, limits)
+        book = _open_book(kind, data)
+        return _read_book(book, kind, data, screened.oversized_sheets, form, limits)
     except MemoryError:
         return ReadResult(format="rejected", issues=[make_issue("reader_out_of_memory")])
     except (KeyboardInterrupt, SystemExit):
@@ -112,17 +138,40 @@ def _in_memory(data: bytes) -> io.BytesIO:
     return io.BytesIO(data)
 
 
-def _read_screened(kind: str, data: bytes, oversized: tuple[str, ...],
-                   form: FormDefinition, limits: Limits) -> ReadResult:
-    book = open_workbook(_in_memory(data), kind, data)
+def _open_book(kind: str, data: bytes) -> Any:
+    if kind in ("docx", "odt"):
+        return WordBook(data, kind)
+    if kind == "xml2003":
+        return Xml2003Book(data)
+    return open_workbook(_in_memory(data), kind, data)
+
+
+def _read_converted(kind: str, data: bytes, path: PurePath, form: FormDefinition, limits: Limits) -> ReadResult:
+    """A legacy Word document (.doc, .rtf): converted to .docx by LibreOffice, where it is installed."""
+    extension = path.suffix or f".{kind}"
+    if not libreoffice_available():
+        return ReadResult(format="rejected", issues=[make_issue("document_needs_converter", extension=extension)])
+    # Well inside the reader's own deadline, so the conversion is stopped before its worker is.
+    converted = convert_with_libreoffice(data, f".{kind}", "docx", timeout=min(20.0, limits.convert_seconds))
+    if converted is None:
+        return ReadResult(format="rejected", issues=[make_issue("document_unconvertible", extension=extension)])
+    result = _read_book(WordBook(converted, "docx"), "docx", converted, (), form, limits)
+    result.format = kind
+    return result
+
+
+def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
+               form: FormDefinition, limits: Limits) -> ReadResult:
     # Sheet part names cost an XML parse; only oversized sheets and blank data cells need them.
     needs_parts = kind == "xlsx"
     sheet_parts: dict[str, str] = _ooxml_sheet_parts(data) if needs_parts and oversized else {}
     visible = book.visible_sheets()
     token = _read_token(book, limits)
     issues: list[Issue] = []
+    found: list[FoundForm] = []
     partial: tuple[str, dict[str, str], int] | None = None
     skipped: list[Issue] = []
+    legacy: set[str] = set()
     for name in visible:
         if sheet_parts.get(name) in oversized:
             skipped.append(make_issue("sheet_too_large", sheet=name, extent="quá nhiều hàng/cột"))
@@ -133,17 +182,29 @@ def _read_screened(kind: str, data: bytes, oversized: tuple[str, ...],
             skipped.append(make_issue("sheet_too_large", sheet=name,
                                       extent=f"{too_large.height} hàng × {too_large.width} cột"))
             continue
+        encoding = legacy_detect(_texts(grid))
+        if encoding is not None:
+            grid = convert_grid(grid, encoding)
         located = locate_form(grid, merged, form, name)
+        if located is None:
+            located = _locate_transposed(grid, merged, form, name)
         if located is None:
             continue
         if isinstance(located, tuple):
             partial = partial or located
             continue
+        if encoding is not None:
+            legacy.add(encoding)
+        if not located.unit_line and hasattr(book, "preamble"):
+            located.unit_line, located.unit_line_cell = _unit_line_above(book.preamble(name), encoding, form), ""
         if needs_parts and any(cell.value is None for row in located.rows for cell in row.cells.values()):
             sheet_parts = sheet_parts or _ooxml_sheet_parts(data)
             _mark_formulas(data, sheet_parts.get(name, ""), located)
-        issues.extend(structure_issues(located, form))
-        return ReadResult(format=kind, form=located, issues=issues, sheets=tuple(visible), token=token)
+        found.append(FoundForm(located, structure_issues(located, form)))
+    found = _with_numbers(found)
+    issues.extend(make_issue("legacy_font", encoding=LEGACY_NAMES.get(e, e)) for e in sorted(legacy))
+    if found:
+        return ReadResult(format=kind, found=found, issues=issues, sheets=tuple(visible), token=token)
     if partial is not None:
         sheet_name, columns, header_row = partial
         missing = [m for m in form.metrics if m.key not in columns]
@@ -153,6 +214,67 @@ def _read_screened(kind: str, data: bytes, oversized: tuple[str, ...],
     if skipped:
         return ReadResult(format=kind, issues=skipped, sheets=tuple(visible), token=token)
     return ReadResult(format=kind, issues=[make_issue("form_not_found")], sheets=tuple(visible), token=token)
+
+
+LEGACY_NAMES = {"tcvn3": "TCVN3 (.VnTime)", "vni": "VNI (VNI-Times)"}
+
+
+def _unit_line_above(paragraphs: list[str], encoding: str | None, form: FormDefinition) -> str:
+    """A Word table's unit line: a paragraph above the table (nearest last). The plan the form travels in
+    has its own "BCH ĐOÀN TỈNH …" heading on its first page, so only what follows the last province line
+    counts."""
+    encoding = encoding or legacy_detect(paragraphs)
+    if encoding is not None:
+        paragraphs = [to_unicode(p, encoding) for p in paragraphs]
+    last = max((i for i, p in enumerate(paragraphs) for line in _lines(p)
+                if fold(line).startswith(form.province_line)), default=0)
+    rows = [[p] for p in paragraphs[last:]]
+    return find_unit_line(rows, len(rows), form)[0]
+
+
+def _texts(grid: list[list[Any]]) -> list[str]:
+    return [value for row in grid[:MAX_SCAN_ROWS] for value in row if isinstance(value, str) and value]
+
+
+def _with_numbers(found: list[FoundForm]) -> list[FoundForm]:
+    """Every copy of the form is a submission, except blank ones beside a filled one (the template a
+    unit left in its workbook after filling a copy)."""
+    filled = [f for f in found if any(c.value not in (None, "") for row in f.form.rows for c in row.cells.values())]
+    return filled if filled else found[:1]
+
+
+def _locate_transposed(grid: list[list[Any]], merged: list, form: FormDefinition, name: str) -> RawForm | None:
+    """The form with years across and metrics down (every row and column labelled): located on the
+    transposed grid, then every address put back where it is on the sheet."""
+    width = max((len(row) for row in grid[:MAX_SCAN_ROWS]), default=0)
+    if width == 0:
+        return None
+    rows = grid[:MAX_SCAN_ROWS]
+    flipped = [[row[c] if c < len(row) else "" for row in rows] for c in range(width)]
+    flipped_merges = [((c0, r0), (c1, r1)) for (r0, c0), (r1, c1) in merged]
+    located = locate_form(flipped, flipped_merges, form, name)
+    if not isinstance(located, RawForm):
+        return None
+    for row in located.rows + ([located.total_row] if located.total_row else []):
+        row.label_cell = _flip_address(row.label_cell)
+        for cell in row.cells.values():
+            cell.address = _flip_address(cell.address)
+        row.row = 0  # years run across: a year is a column here, not a row
+    # The year header sits at (header_row, year_column) of the flipped grid: (that column, that row) here.
+    header_r, header_c = column_number(located.year_column) - 1, located.header_row - 1
+    located.unit_line, located.unit_line_cell = find_unit_line(grid, header_r, form)
+    located.header_row, located.year_column = header_r + 1, column_letters(header_c)
+    located.columns = {}
+    located.ignored_rows = []
+    located.grid = [row[:SNAPSHOT_COLUMNS] for row in grid[:located.header_row + 40]]
+    return located
+
+
+def _flip_address(text: str) -> str:
+    match = re.fullmatch(r"([A-Z]+)(\d+)", text)
+    if not match:
+        return text
+    return address(column_number(match.group(1)) - 1, int(match.group(2)) - 1)
 
 
 def _read_token(book, limits: Limits) -> Token | None:

@@ -241,18 +241,29 @@ def consolidate(files: list[FileOutcome], registry: Registry, form: FormDefiniti
             by_unit.setdefault(outcome.unit, []).append(index)
     newest: dict[str, int] = {}  # unit code → index of its newest file
     notes: dict[int, Issue] = {}  # index of a superseded file → the issue saying so
+    extra: dict[int, Issue] = {}  # index of a kept copy → the warning that its workbook names the unit twice
     for code, candidates in by_unit.items():
+        # Sorting is stable: copies in one workbook (same time, same name) keep their sheet order, the last wins.
         candidates.sort(key=lambda i: (files[i].mtime, files[i].name))
-        newest[code] = candidates[-1]
+        kept = candidates[-1]
+        newest[code] = kept
         for older in candidates[:-1]:
             statuses[older] = "superseded"
-            notes[older] = make_issue("file_superseded", newer=files[candidates[-1]].name, unit=code,
-                                      file=files[older].name)
+            if files[older].name == files[kept].name:
+                notes[older] = make_issue("sheet_superseded", newer=files[kept].sheet, unit=code,
+                                          file=files[older].name, sheet=files[older].sheet)
+                extra[kept] = make_issue("unit_twice_in_workbook", older=files[older].sheet,
+                                         sheet=files[kept].sheet, unit=code, file=files[kept].name)
+            else:
+                notes[older] = make_issue("file_superseded", newer=files[kept].name, unit=code,
+                                          file=files[older].name)
     outcomes: list[FileOutcome] = []
     issues: list[Issue] = []
     for index, outcome in enumerate(files):
         unit, name = outcome.unit, outcome.name
         stamped = [replace(i, unit=unit, file=name) for i in outcome.issues]
+        if index in extra:
+            stamped.append(extra[index])
         if index in notes:
             stamped.append(replace(notes[index], unit=unit, file=name))
         issues.extend(stamped)

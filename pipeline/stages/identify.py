@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.core.issues import Issue, make_issue
 from pipeline.core.registry import Registry
-from pipeline.core.textnorm import fold_name
+from pipeline.core.textnorm import fold, fold_name
 from pipeline.core.token import TOKEN_SHEET
 from pipeline.core.token import verify as verify_token
 
@@ -46,8 +46,9 @@ class UnitMatcher:
             names = {unit.name, *unit.aliases} | ({unit.code} if len(unit.code) >= 3 else set())
             for name in names:
                 folded = " ".join(_NOISE.sub(" ", fold_name(name)).split())
-                if folded:
-                    codes = self._index.setdefault(folded, [])
+                # Also written as one word, as file names have it ("BenCat", "dautieng").
+                for key in {folded, folded.replace(" ", "")} if folded else set():
+                    codes = self._index.setdefault(key, [])
                     if unit.code not in codes:
                         codes.append(unit.code)
         self._longest = max((len(n.split()) for n in self._index), default=0)
@@ -68,9 +69,25 @@ class UnitMatcher:
         return "", ()
 
 
+def split_camel_case(text: str) -> str:
+    """A space where a lower-case letter meets a capital: the word boundary of a name written without
+    spaces ("BenCat" → "Ben Cat", "ThuDauMot" → "Thu Dau Mot")."""
+    return "".join(f" {ch}" if i and ch.isupper() and text[i - 1].islower() else ch for i, ch in enumerate(text))
+
+# What is left of the blank form's unit line ("BCH .........", "BCH Đoàn ……") once its words are gone.
+_PLACEHOLDER_WORDS = re.compile(r"\b(?:bch|ban chap hanh|doan|huyen doan|thanh doan|thi doan|doan truong|"
+                                r"don vi|ten don vi|co so)\b")
+
+
+def is_placeholder(unit_line: str) -> bool:
+    """A unit line that is the form's placeholder, left as it was: no unit named in it."""
+    rest = _PLACEHOLDER_WORDS.sub(" ", fold(unit_line))
+    return not re.sub(r"[\W_]+", "", rest)
+
+
 def identify(unit_line: str, file_name: str, matcher: UnitMatcher) -> Identification:
     stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    file_text = _FILE_NOISE.sub(" ", fold_name(stem.replace("_", " ")))
+    file_text = _FILE_NOISE.sub(" ", fold_name(split_camel_case(stem).replace("_", " ")))
     line_code, line_ties = matcher.match(unit_line) if unit_line else ("", ())
     file_code, file_ties = matcher.match(file_text)
     if line_code:
@@ -107,8 +124,17 @@ def find_unit(submission: Submission, file_name: str, matcher: UnitMatcher, regi
         if not problem:
             return UnitFinding(token.code, "token")
         issues.append(make_issue("token_invalid", reason=problem, sheet=TOKEN_SHEET))
-    unit_line = submission.unit_line
+    unit_line = "" if is_placeholder(submission.unit_line) else submission.unit_line
     ident = identify(unit_line, file_name, matcher)
+    if not ident.code and submission.sender:
+        # Sent by mail: the sender's address may be the one the registry has for a unit.
+        by_address = [u.code for u in registry.units if u.email and u.email.strip().lower() == submission.sender]
+        if len(by_address) == 1:
+            if submission.format == "rejected":
+                return UnitFinding(by_address[0], "sender", tuple(issues))
+            issues.append(make_issue("unit_from_sender", sender=submission.sender, sheet=submission.sheet,
+                                     cell=submission.unit_line_cell))
+            return UnitFinding(by_address[0], "sender", tuple(issues))
     if submission.format == "rejected":
         # Not a workbook: the file name is all there is, and its own error says what to fix.
         return UnitFinding(ident.code, ident.source, tuple(issues))

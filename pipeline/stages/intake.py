@@ -9,7 +9,10 @@ from pathlib import Path
 
 from pipeline.core.textnorm import display_name
 
-SPREADSHEET_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
+# What a unit may send as its report: a workbook, a document holding the form, or a container of them.
+# A file of another kind that is not a form (a note, a web page) is recorded as not a report, not rejected.
+REPORT_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".ods", ".xlsb", ".xml", ".docx", ".doc", ".odt", ".rtf",
+                               ".zip", ".eml", ".msg"})
 _SYSTEM_FILES = {"thumbs.db": "tệp hệ thống của Windows", "desktop.ini": "tệp hệ thống của Windows",
                  "ehthumbs.db": "tệp hệ thống của Windows", ".ds_store": "tệp hệ thống của macOS"}
 
@@ -38,10 +41,7 @@ def junk_reason(name: str) -> str:
         return "tệp khoá tạm của Office/LibreOffice khi đang mở tệp"
     if base.startswith("."):
         return "tệp ẩn"
-    if os.path.splitext(lower)[1] not in SPREADSHEET_EXTENSIONS:
-        suffix = Path(base).suffix or "(không có đuôi)"
-        return f"không phải tệp bảng tính ({suffix})"
-    return ""
+    return ""  # everything else is read: what it holds decides, not its name
 
 
 def scan(inbox: Path) -> list[InboxFile]:

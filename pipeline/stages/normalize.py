@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.form import FormDefinition
-from pipeline.read.isolated import read_one
+from pipeline.read.isolated import ReadOutcome, read_one
 from pipeline.core.issues import Issue, make_issue
 from pipeline.parallel.pool import Failed
 from pipeline.read.spreadsheet import RawCell, RawForm
@@ -83,7 +84,23 @@ def _bounded(number: int, shown: str) -> Parsed:
     return Parsed(number)
 
 
+# Words units write after a count ("142 ĐV", "15 người", "3 em"): the number is what a person reads.
+_UNIT_WORD = re.compile(r"^(.*?\d)\s*\.?\s*(?:đoàn\s*viên|đ\.?\s*v\.?|dv|người|ng\.?|em|hs|sv|"
+                        r"học\s*sinh|sinh\s*viên|đồng\s*chí|đ/c|đc|cn|công\s*nhân)\s*\.?$", re.IGNORECASE)
+
+
 def _parse_text(raw: str) -> Parsed:
+    parsed = _parse_number_text(raw)
+    if parsed.code == "value_not_number":
+        worded = _UNIT_WORD.match(_SPACES.sub(" ", unicodedata.normalize("NFC", raw)).strip())
+        if worded:
+            number = _parse_number_text(worded.group(1))
+            if number.value is not None and not number.code:
+                return Parsed(number.value, "value_with_unit_word", raw.strip())
+    return parsed
+
+
+def _parse_number_text(raw: str) -> Parsed:
     shown = raw.strip()
     text = _SPACES.sub(" ", raw).strip()
     if not text:
@@ -161,7 +178,9 @@ def normalize_form(form: RawForm, years: tuple[int, ...]) -> Normalized:
 
 def _cell_issue(parsed: Parsed, cell: RawCell, sheet: str) -> Issue:
     written = f"ghi \"{parsed.shown}\"" if parsed.shown else "để trống"
-    extra = {"written": written} if parsed.code == "value_blank" else {}
+    extra: dict[str, object] = {"written": written} if parsed.code == "value_blank" else {}
+    if parsed.code == "value_with_unit_word":
+        extra["value"] = parsed.value
     return make_issue(parsed.code, sheet=sheet, cell=cell.address, found=parsed.shown,
                       expected="số nguyên không âm", **extra)
 
@@ -170,13 +189,15 @@ def _cell_issue(parsed: Parsed, cell: RawCell, sheet: str) -> Issue:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One file read and normalized, in a reader worker: all the later stages need of it.
+    """One submission read and normalized, in a reader worker: all the later stages need of it. A file
+    is one submission, or several: one per member of a container (`part`), one per sheet or table
+    holding the form (`sheet`).
 
     Texts that came from the submitter and are shown in every output (sheet names) are printable here.
     """
 
     sha256: str
-    format: str  # xlsx | xls | ods | xlsb, or "rejected"
+    format: str  # xlsx | xls | ods | xlsb | xml2003 | docx | odt | doc | rtf | pdf | image, or "rejected"
     sheets: tuple[str, ...] = ()
     issues: tuple[Issue, ...] = ()  # the reader's
     token: Any = None  # pipeline.core.token.Token of a copy handed out by the province
@@ -185,30 +206,49 @@ class Submission:
     unit_line_cell: str = ""
     numbers: Normalized | None = None  # None when no form was found
     grid: list | None = None  # the sheet as received, kept only for files likely sent back (see read_and_prepare)
+    part: str = ""  # the member of a container this is ("" for the file itself)
+    size: int = -1  # the member's size; -1 for the file itself
+    received: float | None = None  # the Date of the mail it came in, when it came in one
+    sender: str = ""  # that mail's From address
 
     @property
     def located(self) -> bool:
         return self.numbers is not None
 
 
-def read_and_prepare(path: str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> Submission:
-    """Read `path` (isolation.read_one) and normalize the form found in it."""
-    read = read_one(Path(path), form, limits)
+def read_and_prepare(path: str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS) -> tuple[Submission, ...]:
+    """Read `path` (isolated.read_one) and normalize every copy of the form found in it."""
+    return tuple(submission for read in read_one(Path(path), form, limits) for submission in prepared(read, form))
+
+
+def prepared(read: ReadOutcome, form: FormDefinition) -> list[Submission]:
+    """The submissions of one reading: one per copy of the form found, or one saying why there is none."""
     result = read.result
-    located = result.form
     sheets = tuple(printable(s) for s in result.sheets)
-    if located is None:
-        return Submission(read.sha256, result.format, sheets, tuple(result.issues), result.token)
-    numbers = normalize_form(located, form.years)
-    # Likely sent back: keep the sheet. Files whose remarks come only from validation are read again
-    # when their feedback copy is written (see feedback.write_feedback).
-    doubtful = any(i.severity != "info" for i in (*result.issues, *numbers.issues))
-    return Submission(read.sha256, result.format, sheets, tuple(result.issues), result.token,
-                      sheet=printable(located.sheet), unit_line=located.unit_line,
-                      unit_line_cell=located.unit_line_cell, numbers=numbers,
-                      grid=located.grid if doubtful else None)
+    where = replace(_ORIGIN, part=printable(read.part), size=read.size, received=read.received, sender=read.sender)
+    if not result.found:
+        return [replace(where, sha256=read.sha256, format=result.format, sheets=sheets, issues=tuple(result.issues),
+                        token=result.token)]
+    submissions = []
+    for found in result.found:
+        located = found.form
+        numbers = normalize_form(located, form.years)
+        issues = (*result.issues, *found.issues)
+        # Likely sent back: keep the sheet. Files whose remarks come only from validation are read again
+        # when their feedback copy is written (see feedback.write_feedback); a container's member or one of
+        # several copies in a workbook is kept always, as reading the file again would not say which.
+        doubtful = bool(read.part) or len(result.found) > 1 or any(
+            i.severity != "info" for i in (*issues, *numbers.issues))
+        submissions.append(replace(where, sha256=read.sha256, format=result.format, sheets=sheets, issues=issues,
+                                   token=result.token, sheet=printable(located.sheet), unit_line=located.unit_line,
+                                   unit_line_cell=located.unit_line_cell, numbers=numbers,
+                                   grid=located.grid if doubtful else None))
+    return submissions
 
 
-def failed_submission(failed: Failed) -> Submission:
+_ORIGIN = Submission("", "")  # a blank record, filled in with dataclasses.replace
+
+
+def failed_submission(failed: Failed) -> tuple[Submission, ...]:
     """The submission of a file whose reader worker died on it: its issue, and the digest the worker noted."""
-    return Submission(failed.note.hex(), "rejected", issues=(failed.issue,))
+    return (Submission(failed.note.hex(), "rejected", issues=(failed.issue,)),)
