@@ -30,7 +30,7 @@ lint: $(STAMP)
 # and the test corpora consolidated both ways, compared.
 test-windows: $(STAMP)
 	TONGHOP_SIMULATE_WINDOWS=1 PYTHONPATH=tests/windows PYTHONIOENCODING=cp1252 PYTHONWARNDEFAULTENCODING=1 \
-		$(BIN)/python -m pytest -q -p no:cacheprovider
+		$(BIN)/python -m pytest -q -p no:cacheprovider --tb=short
 	$(BIN)/python scripts/windows_check.py
 
 # Property tests with fresh random examples, several rounds; the suite itself always draws the same ones.

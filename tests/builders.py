@@ -172,6 +172,9 @@ class FormSpec:
     hidden_sheet: bool = False
     hidden_sheet_name: str = "Bản cũ"
     hidden_values: dict[int, dict[str, CellInput]] | None = None
+    # Further copies of the form in the same workbook, each on a sheet of its own (its `sheet_name`)
+    # after this one: a Đoàn Khối sending a member unit's form along with its own.
+    more_forms: list[FormSpec] = field(default_factory=list)
     signer: str = "Nguyễn Văn An"
     author: str = "User"
     saved_at: datetime = ZIP_EPOCH
@@ -249,6 +252,7 @@ class FormSpec:
         if self.hidden_sheet:
             names.append(self.hidden_sheet_name)
         names.append(self.sheet_name)
+        names.extend(extra.sheet_name for extra in self.more_forms)
         return names
 
     def year_label(self, year: int) -> CellInput:
@@ -494,7 +498,7 @@ def stale_values(values: Mapping[int, Mapping[str, CellInput]]) -> dict[int, dic
 
 
 def workbook_layout(spec: FormSpec) -> tuple[list[SheetLayout], int]:
-    """All sheets in order and the index of the form (the sheet left active)."""
+    """All sheets in order and the index of the spec's own form (the sheet left active)."""
     sheets: list[SheetLayout] = []
     if spec.instruction_sheet:
         sheets.append(instruction_layout(spec))
@@ -506,7 +510,9 @@ def workbook_layout(spec: FormSpec) -> tuple[list[SheetLayout], int]:
         )
         sheets.append(form_layout(hidden_spec, name=spec.hidden_sheet_name, hidden=True))
     sheets.append(form_layout(spec))
-    return sheets, len(sheets) - 1
+    active = len(sheets) - 1
+    sheets.extend(form_layout(extra) for extra in spec.more_forms)
+    return sheets, active
 
 
 def _column_letter(col: int) -> str:

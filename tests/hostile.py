@@ -675,15 +675,16 @@ def read_in_child(path: Path, form, *, memory_mb: int = 1536, seconds: int = 60)
     import faulthandler
     import os
     import pickle
-    import resource
     import signal as signals
-
-    from pipeline.read.spreadsheet import read_submission
 
     if not hasattr(os, "fork"):
         import pytest
 
         pytest.skip("not on Windows: the direct read runs in a forked child with an address-space cap")
+    import resource
+
+    from pipeline.read.spreadsheet import read_submission
+
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child

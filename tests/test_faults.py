@@ -188,14 +188,18 @@ CRASHING_RUN = textwrap.dedent("""
                 die()  # the server has the message; the ledger never hears it
             return original_state(self, message_id, state, *args, **kw)
         Ledger.set_mail_state = set_state
-    config = Config(paths=PathsConfig(inbox=Path({inbox!r}), outbox=Path({outbox!r}), registry=Path({registry!r})),
-                    report=ReportConfig(), mail=MailConfig(host="127.0.0.1", port={port}, security="none",
-                    sender="tinhdoan@example.vn", to=("bantochuc@example.vn",), retries=1, timeout_seconds=5))
-    try:
-        nightly.nightly_run(config)
-    except nightly.RunFailed as exc:
-        print("RunFailed:", exc)
-        sys.exit(2)
+    # Guarded: where readers are spawned (Windows), each one imports this script as a module.
+    if __name__ == "__main__":
+        sys.stdout.reconfigure(encoding="utf-8")
+        config = Config(paths=PathsConfig(inbox=Path({inbox!r}), outbox=Path({outbox!r}),
+                                          registry=Path({registry!r})),
+                        report=ReportConfig(), mail=MailConfig(host="127.0.0.1", port={port}, security="none",
+                        sender="tinhdoan@example.vn", to=("bantochuc@example.vn",), retries=1, timeout_seconds=5))
+        try:
+            nightly.nightly_run(config)
+        except nightly.RunFailed as exc:
+            print("RunFailed:", exc)
+            sys.exit(2)
 """)
 
 
@@ -203,7 +207,9 @@ def crash_run(tmp_path: Path, inbox: Path, outbox: Path, port: int, point: str) 
     script = tmp_path / f"crash_{point}.py"
     script.write_text(CRASHING_RUN.format(root=str(ROOT), point=point, inbox=str(inbox), outbox=str(outbox),
                                           registry=str(REGISTRY), port=port), encoding="utf-8")
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    # The script's own output is only for the assertion messages: whatever the console's code page.
+    return subprocess.run([sys.executable, str(script)], capture_output=True, encoding="utf-8", errors="replace",
+                          timeout=120)
 
 
 def mail_config(inbox: Path, outbox: Path, port: int) -> Config:

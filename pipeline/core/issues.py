@@ -99,11 +99,6 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "Tệp mang đuôi {extension} nhưng thực chất là trang web (HTML), không phải bảng tính — hãy mở "
         "bằng Excel, chọn Lưu thành (Save As) dạng .xlsx rồi gửi lại.",
     ),
-    "file_xml2003": (
-        "error",
-        "Tệp mang đuôi {extension} nhưng là dạng \"XML Spreadsheet 2003\" cũ — hãy mở bằng Excel, lưu "
-        "dạng .xlsx rồi gửi lại.",
-    ),
     "file_text": (
         "error",
         "Tệp mang đuôi {extension} nhưng chỉ là văn bản thô hoặc CSV, không phải bảng tính — hãy điền "

@@ -306,6 +306,50 @@ def biff_extent(stream: bytes) -> BiffExtent:
     return BiffExtent(rows, columns, cells, False)
 
 
+_XLSB_ROW, _XLSB_DIMENSION = 0x0000, 0x0094
+_XLSB_CELLS = range(0x01, 0x0C)  # blank … formula cells: the column comes first
+_XLSB_SHORT_CELLS = range(0x0C, 0x13)  # the compact forms: the column follows the previous cell's
+
+
+def xlsb_extent(stream: bytes) -> BiffExtent:
+    """Largest row and column a binary worksheet (BIFF12) claims, and its cell count."""
+    rows = columns = cells = 0
+    row = column = -1
+    position, size = 0, len(stream)
+    try:
+        while position < size:
+            kind = stream[position] & 0x7F
+            if stream[position] & 0x80:
+                position += 1
+                kind |= (stream[position] & 0x7F) << 7
+            position += 1
+            length = shift = 0
+            for _ in range(4):
+                byte = stream[position]
+                position += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            body = position
+            if kind == _XLSB_DIMENSION and length >= 16:
+                _, last_row, _, last_column = struct.unpack_from("<IIII", stream, body)
+                rows, columns = max(rows, last_row + 1), max(columns, last_column + 1)
+            elif kind == _XLSB_ROW and length >= 4:
+                row, = struct.unpack_from("<I", stream, body)
+                rows, column = max(rows, row + 1), -1
+            elif kind in _XLSB_CELLS and length >= 4:
+                column, = struct.unpack_from("<I", stream, body)
+                columns, cells = max(columns, column + 1), cells + 1
+            elif kind in _XLSB_SHORT_CELLS:
+                column += 1
+                columns, cells = max(columns, column + 1), cells + 1
+            position = body + length
+    except (IndexError, struct.error):
+        pass  # a damaged stream: what was read stands, and calamine judges the rest
+    return BiffExtent(rows, columns, cells, False)
+
+
 def _screen_cfb(path: PurePath, raw: bytes, limits: Limits) -> Screened:
     import olefile
 
@@ -477,6 +521,12 @@ def _screen_zip(path: PurePath, raw: bytes, limits: Limits) -> Screened:
             return _reject("xml_dtd")
         if is_sheet and _sheet_too_large(data, limits):
             oversized.append(entry.filename)
+        if kind == "xlsb" and entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".bin"):
+            extent = xlsb_extent(data)
+            if extent.rows > limits.max_rows or extent.columns > limits.max_columns or \
+                    extent.cells > limits.max_cells or extent.rows * extent.columns > limits.max_cells:
+                # calamine allocates the whole rectangle of a binary sheet: a far corner would take the reader down
+                return _reject("sheet_too_large", sheet="", extent=f"{extent.rows} hàng × {extent.columns} cột")
     return Screened(kind=kind, oversized_sheets=tuple(oversized))
 
 

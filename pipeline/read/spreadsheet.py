@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from pipeline.core.cells import address, column_letters, column_number
-from pipeline.core.legacy import convert_grid, to_unicode
+from pipeline.core.legacy import convert_grid, encoding_of_font, to_unicode
 from pipeline.core.legacy import detect as legacy_detect
 from pipeline.core.form import FormDefinition
 from pipeline.core.issues import Issue, make_issue
@@ -172,6 +172,7 @@ def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
     partial: tuple[str, dict[str, str], int] | None = None
     skipped: list[Issue] = []
     legacy: set[str] = set()
+    declared_fonts: set[tuple[str, bool]] | None = None  # read from the file only when needed
     for name in visible:
         if sheet_parts.get(name) in oversized:
             skipped.append(make_issue("sheet_too_large", sheet=name, extent="quá nhiều hàng/cột"))
@@ -182,9 +183,21 @@ def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
             skipped.append(make_issue("sheet_too_large", sheet=name,
                                       extent=f"{too_large.height} hàng × {too_large.width} cột"))
             continue
-        encoding = legacy_detect(_texts(grid))
+        texts = _texts(grid)
+        encoding = legacy_detect(texts)
+        uppercase = False
+        if encoding is not None or _maybe_legacy(texts):
+            # The characters alone may not be conclusive (a few words): a legacy font the file declares is.
+            # And text typed in .VnTimeH shows in capitals: only the fonts say so.
+            if declared_fonts is None:
+                declared_fonts = _legacy_fonts(kind, data)
+            encodings = {e for e, _ in declared_fonts}
+            if encoding is None and len(encodings) == 1:
+                encoding = next(iter(encodings))
+            uppercase = bool(declared_fonts) and all(u for e, u in declared_fonts if e == encoding) and \
+                any(e == encoding for e, _ in declared_fonts)
         if encoding is not None:
-            grid = convert_grid(grid, encoding)
+            grid = convert_grid(grid, encoding, uppercase)
         located = locate_form(grid, merged, form, name)
         if located is None:
             located = _locate_transposed(grid, merged, form, name)
@@ -230,6 +243,45 @@ def _unit_line_above(paragraphs: list[str], encoding: str | None, form: FormDefi
                 if fold(line).startswith(form.province_line)), default=0)
     rows = [[p] for p in paragraphs[last:]]
     return find_unit_line(rows, len(rows), form)[0]
+
+
+_FONT_NAMES = re.compile(rb'<(?:\w+:)?(?:name|rFont) val="([^"]{1,64})"|(?:svg:font-family|style:name|fo:font-family)='
+                         rb'"([^"]{1,64})"')
+
+
+def _legacy_fonts(kind: str, data: bytes) -> set[tuple[str, bool]]:
+    """The legacy encodings the fonts a workbook declares stand for: {("tcvn3", uppercase)…}. Only the
+    styles and shared strings of OOXML, and the font faces of ODS, are looked at; .xls tells nothing here."""
+    parts = {"xlsx": ("xl/styles.xml", "xl/sharedStrings.xml"), "ods": ("styles.xml", "content.xml")}.get(kind, ())
+    found: set[tuple[str, bool]] = set()
+    if not parts:
+        return found
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            for part in parts:
+                if part in names:
+                    with archive.open(part) as stream:
+                        text = stream.read(8 * 1024 * 1024)  # screened already; a bound all the same
+                    for match in _FONT_NAMES.finditer(text):
+                        font = (match.group(1) or match.group(2) or b"").decode("utf-8", "replace")
+                        legacy = encoding_of_font(font)
+                        if legacy is not None:
+                            found.add(legacy)
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return set()
+    return found
+
+
+_VIETNAMESE_BEYOND_LATIN1 = re.compile("[\u0102\u0103\u0110\u0111\u0128\u0129\u0168\u0169\u01a0\u01a1"
+                                       "\u01af\u01b0\u1ea0-\u1ef9]")
+
+
+def _maybe_legacy(texts: list[str]) -> bool:
+    """Latin-1 letters beyond ASCII and no Vietnamese letter outside Latin-1 (ă đ ơ ư ậ…): what legacy
+    text looks like, and Unicode Vietnamese never does."""
+    joined = "".join(t for t in texts if not t.isascii())
+    return bool(joined) and _VIETNAMESE_BEYOND_LATIN1.search(joined) is None
 
 
 def _texts(grid: list[list[Any]]) -> list[str]:

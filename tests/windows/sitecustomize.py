@@ -47,11 +47,22 @@ if os.environ.get("TONGHOP_SIMULATE_WINDOWS") == "1":
     sys.modules["resource"] = None  # type: ignore[assignment]
     sys.modules["fcntl"] = None  # type: ignore[assignment]
 
-    # Sockets only.
+    # Sockets only (a socket object or its descriptor, as asyncio registers them).
+    import stat
+
+    def _is_socket(fileobj) -> bool:  # type: ignore[no-untyped-def]
+        if isinstance(fileobj, socket.socket):
+            return True
+        try:
+            descriptor = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+            return stat.S_ISSOCK(os.fstat(descriptor).st_mode)
+        except (OSError, AttributeError, ValueError):
+            return False
+
     def _sockets_only(base: type) -> type:
         class SocketsOnly(base):  # type: ignore[valid-type,misc]
             def register(self, fileobj, events, data=None):
-                if not isinstance(fileobj, socket.socket):
+                if not _is_socket(fileobj):
                     raise OSError(10038, "An operation was attempted on something that is not a socket")
                 return super().register(fileobj, events, data)
 
