@@ -166,7 +166,10 @@ def run(inbox, outbox, registry, form_path, config_path, workers, timeout, provi
         units = c.registry.units
         accepted = sum(1 for u in units if c.unit_status(u.code) == "accepted")
         rejected = sum(1 for u in units if c.unit_status(u.code) == "rejected")
-        click.echo(f"Đã tổng hợp {len(c.files)} tệp: {accepted}/{len(units)} đơn vị hợp lệ, "
+        files = len({str(o.path) for o in c.files})
+        # Archives, saved mail and workbooks holding several forms give more submissions than files.
+        submissions = f" ({len(c.files)} bài nộp)" if len(c.files) != files else ""
+        click.echo(f"Đã tổng hợp {files} tệp{submissions}: {accepted}/{len(units)} đơn vị hợp lệ, "
                    f"{rejected} trả lại, {len(c.missing)} chưa nộp; {len(result.changes)} thay đổi.")
         click.echo(f"Kết quả: {result.folder}")
     for mail in result.mails:

@@ -70,6 +70,18 @@ def only_run_folder(outbox: Path) -> Path:
 SAMPLE_EXPECTED = json.loads((ROOT / "tests" / "sample_inbox_expected.json").read_text(encoding="utf-8"))
 
 
+def sample_submissions(document: dict = SAMPLE_EXPECTED) -> dict[tuple[str, str | None], dict]:
+    """Every submissions.csv row the answer key expects, by (file, sheet): a container's members as
+    "file/member", a file's `sheets` by their name, and sheet None where the key names no sheet."""
+    rows: dict[tuple[str, str | None], dict] = {}
+    for name, entry in document["files"].items():
+        members = {f"{name}/{m}": e for m, e in entry["members"].items()} if "members" in entry else {name: entry}
+        for row_name, member in members.items():
+            for sheet, expected in (member["sheets"].items() if "sheets" in member else [(None, member)]):
+                rows[(row_name, sheet)] = expected
+    return rows
+
+
 def run_sample_inbox(base: Path) -> Path:
     """The bundled inbox copied under `base` with the answer key's mtimes (git keeps none), run by the CLI."""
     from click.testing import CliRunner

@@ -1,7 +1,7 @@
 """The province-wide quota achievement: admitted and allocated over the same units, and saying which.
 
 Before, the province rows divided the admissions of the accepted units by the quota of every unit
-(the sample inbox showed 64,4% where its 9 accepted units reached 105,8%). The expected figures
+(the sample inbox, with 9 accepted units then, showed 64,4% where they reached 105,8%). The expected figures
 here are worked out from values.csv and the registry workbook alone, not from the pipeline.
 """
 
@@ -81,8 +81,8 @@ def _sheet_rows(path: Path) -> list[tuple]:
 def test_quota_sheet_province_rows_divide_over_the_same_units(sample):
     expected = sample["expected"]
     # The sample's own numbers, so a change in the samples is noticed here too.
-    assert (expected[2021]["allocated"], expected[2021]["admitted"]) == (258, 273)
-    assert (expected[2021]["covered"], expected[2021]["not_covered"]) == (9, 9)
+    assert (expected[2021]["allocated"], expected[2021]["admitted"]) == (339, 356)
+    assert (expected[2021]["covered"], expected[2021]["not_covered"]) == (12, 6)
     rows = _sheet_rows(sample["folder"] / "tong_hop.xlsx")
     province = {row[2]: row for row in rows if row[0] == "TỈNH"}
     assert set(province) == set(YEARS)
@@ -91,14 +91,14 @@ def test_quota_sheet_province_rows_divide_over_the_same_units(sample):
         assert (allocated, admitted) == (figures["allocated"], figures["admitted"]), year
         assert ratio == pytest.approx(figures["ratio"], rel=1e-15), year
         assert f"{figures['covered']} đơn vị hợp lệ có chỉ tiêu" in label
-    assert percent(province[2021][6]) == "105,8%"  # not 64,4%: 273 over all 18 units' 424
+    assert percent(province[2021][6]) == "105,0%"  # not 84,0%: 356 over all 18 units' 424
 
 
 def test_quota_sheet_says_which_units_and_keeps_every_units_quota_apart(sample):
     expected = sample["expected"]
     rows = _sheet_rows(sample["folder"] / "tong_hop.xlsx")
     texts = [row[0] for row in rows if isinstance(row[0], str)]
-    assert ("Tỉ lệ tính trên 9 đơn vị hợp lệ có chỉ tiêu (chưa tính 9 đơn vị chưa nộp hoặc bị trả lại)."
+    assert ("Tỉ lệ tính trên 12 đơn vị hợp lệ có chỉ tiêu (chưa tính 6 đơn vị chưa nộp hoặc bị trả lại)."
             in texts)
     all_units = {row[2]: row for row in rows if isinstance(row[1], str)
                  and row[1].startswith(f"Chỉ tiêu giao cả {expected[2021]['units_allocated']} đơn vị")}
@@ -117,7 +117,7 @@ def _mail_bodies(folder: Path) -> tuple[str, str]:
 
 def test_report_mail_quota_table_uses_the_same_units_and_says_which(sample):
     text, page = _mail_bodies(sample["folder"])
-    basis = "tính trên 9 đơn vị hợp lệ có chỉ tiêu (chưa tính 9 đơn vị chưa nộp hoặc bị trả lại)"
+    basis = "tính trên 12 đơn vị hợp lệ có chỉ tiêu (chưa tính 6 đơn vị chưa nộp hoặc bị trả lại)"
     for year, figures in sample["expected"].items():
         row = next(line for line in text.splitlines() if line.startswith(f"{year} "))
         cells = row.split(maxsplit=3)
@@ -127,7 +127,7 @@ def test_report_mail_quota_table_uses_the_same_units_and_says_which(sample):
                      "(không dùng để tính tỉ lệ)")
         assert all_units in row
         assert f"{percent(figures['ratio'])} – {basis}" in page and all_units in page
-    assert "105,8%" in text and "64,4%" not in text and "64,4%" not in page
+    assert "105,0%" in text and "84,0%" not in text and "84,0%" not in page
 
 
 def test_accepted_unit_without_quota_is_left_out_and_named(sample, registry, form):
@@ -146,9 +146,9 @@ def test_accepted_unit_without_quota_is_left_out_and_named(sample, registry, for
     assert province[2023][6] == pytest.approx(admitted / allocated, rel=1e-15)
     assert province[2021][6] == pytest.approx(expected[2021]["ratio"], rel=1e-15)
     texts = [row[0] for row in rows if isinstance(row[0], str)]
-    assert ("Năm 2023: tỉ lệ tính trên 8 đơn vị hợp lệ có chỉ tiêu (chưa tính 9 đơn vị chưa nộp hoặc bị trả lại); "
+    assert ("Năm 2023: tỉ lệ tính trên 11 đơn vị hợp lệ có chỉ tiêu (chưa tính 6 đơn vị chưa nộp hoặc bị trả lại); "
             "không tính số kết nạp của 1 đơn vị hợp lệ chưa được giao chỉ tiêu.") in texts
-    assert "Năm 2021: tỉ lệ tính trên 9 đơn vị hợp lệ có chỉ tiêu (chưa tính 9 đơn vị chưa nộp hoặc bị trả lại)." \
+    assert "Năm 2021: tỉ lệ tính trên 12 đơn vị hợp lệ có chỉ tiêu (chưa tính 6 đơn vị chưa nộp hoặc bị trả lại)." \
         in texts
 
 

@@ -303,3 +303,17 @@ def test_a_note_beside_the_reports_is_listed_not_rejected(inbox, tmp_path):
     assert by_file["ghi chu.txt"][0]["status"] == "ignored"
     assert by_file["bang tinh gia.xlsx"][0]["status"] == "rejected"  # it claims to be a workbook
 
+
+
+def test_the_report_mail_says_a_unit_sent_only_its_scan(inbox, tmp_path):
+    import email
+    import email.policy
+
+    write_openpyxl(spec("BCH HUYỆN ĐOÀN DẦU TIẾNG", "dt"), inbox / "Dau Tieng.xlsx")
+    (inbox / "Ben Cat - ban ky.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    _, folder = run(inbox, tmp_path)
+    message = email.message_from_bytes((folder / "thu_bao_cao.eml").read_bytes(), policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    [line] = [line for line in text.splitlines() if line.startswith("- Chưa nộp")]
+    assert "Thành đoàn Bến Cát (chỉ gửi bản chụp/bản ký, chưa có biểu mẫu)" in line
+    assert "Huyện đoàn Dầu Tiếng" not in line

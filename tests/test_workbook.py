@@ -14,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from builders import SOFFICE, FormSpec, default_values, needs_soffice, write_openpyxl
-from conftest import REGISTRY, ROOT, formula_parts, read_csv, run_sample_inbox, set_mtime
+from conftest import REGISTRY, ROOT, formula_parts, read_csv, run_sample_inbox, sample_submissions, set_mtime
 
 from pipeline.stages.consolidate import admitted_metrics
 from pipeline.outputs.feedback import write_feedback
@@ -120,7 +120,7 @@ def test_unit_values_sheet_equals_values_csv(sample, form):
                 seen.add((row[0], row[2], metric, row[3 + j], row[-2], row[-1]))
     expected = {(r["unit_code"], int(r["year"]), r["metric"], int(r["value"]), r["file"], r["sheet"])
                 for r in read_csv(sample["folder"] / "values.csv")}
-    assert seen == expected and len(expected) == 9 * 3 * 7
+    assert seen == expected and len(expected) == 12 * 3 * 7  # 12 accepted units × 3 years × 7 metrics
     totals = {(int(r["year"]), r["metric"]): int(r["value"]) for r in read_csv(sample["folder"] / "totals.csv")}
     assert province == totals
 
@@ -260,7 +260,7 @@ def test_many_units_with_remarks_share_one_discrepancy_sheet(consolidation, samp
               for i in remarks.get(u.code, [])]
     unattributed = [("", r["file"], r["cell"], SEVERITY_WORD[r["severity"]])
                     for r in read_csv(sample["folder"] / "issues.csv") if not r["unit_code"]
-                    and r["file"] in {n for n, e in EXPECTED["files"].items() if e["status"] == "rejected"}]
+                    and r["file"] in {n for (n, _), e in sample_submissions().items() if e["status"] == "rejected"}]
     assert rows == listed + unattributed and unattributed
     status = book["Tình trạng nộp"]
     top = _row_of(status, "A", "STT")

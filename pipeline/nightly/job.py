@@ -327,6 +327,7 @@ def summary_for_mail(consolidation: Consolidation, run_name: str):
 
     c = consolidation
     names = {u.code: u.name for u in c.registry.units}
+    scans = c.scan_only()
     rejected = [(code, names.get(code, code), f"{o.errors} lỗi") for code, o in c.submissions.items()
                 if o.status == "rejected"]
     quota: dict[int, tuple[int | None, int | None, float | None, str]] = {}
@@ -348,7 +349,9 @@ def summary_for_mail(consolidation: Consolidation, run_name: str):
         province=c.province, run_name=run_name, created=c.created,
         units_total=len(c.registry.units), units_received=len(c.submissions),
         units_accepted=sum(1 for o in c.submissions.values() if o.status == "accepted"),
-        units_rejected=len(rejected), units_missing=[names.get(code, code) for code in c.missing],
+        units_rejected=len(rejected),
+        units_missing=[names.get(code, code) + (" (chỉ gửi bản chụp/bản ký, chưa có biểu mẫu)" if code in scans else "")
+                       for code in c.missing],
         rejected=rejected,
         totals={year: {m: c.totals[(year, m)] for m in c.form.metric_keys} for year in c.form.years},
         metric_labels={m.key: m.label for m in c.form.metrics}, quota=quota,

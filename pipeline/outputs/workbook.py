@@ -36,9 +36,7 @@ def unit_state(consolidation: Consolidation, code: str) -> str:
     signed scan or photo arrived) | missing. A unit that sent anything is never "missing"."""
     submission = consolidation.submissions.get(code)
     if submission is None:
-        if any(o.unit == code and o.status == "ignored" for o in consolidation.files):
-            return "scan_only"
-        return "missing"
+        return "scan_only" if code in consolidation.scan_only() else "missing"
     if submission.status == "rejected":
         return "rejected" if submission.sheet else "unreadable"
     return "warnings" if submission.warnings else "ok"
@@ -368,7 +366,7 @@ def _status_sheet(book, f: _Formats, c: Consolidation, discrepancy_sheets: dict[
             sheet.write_string(row, 4, clip(outcome.name), f.text)
             sheet.write_string(row, 5, _when(outcome), f.text)
             sheet.merge_range(row, 6, row, len(STATUS_HEADERS) - 1, clip(reason), f.wrap)
-            widths.see(4, outcome.name, maximum=50)
+            widths.see(4, outcome.name, maximum=80)  # "archive.zip/member.pdf" names run long
     widths.apply(sheet)
     _page_setup(sheet, header_rows=header_row + 1)
     sheet.freeze_panes(header_row + 1, 3)

@@ -177,6 +177,10 @@ class Consolidation:
     def accepted(self) -> list[FileOutcome]:
         return [f for f in self.submissions.values() if f.status == "accepted"]
 
+    def scan_only(self) -> set[str]:
+        """Units with no report but a scan or photo (their signed copy): sent something, not "missing"."""
+        return {o.unit for o in self.files if o.unit and o.status == "ignored" and o.unit in self.missing}
+
     def unit_status(self, code: str) -> str:
         if code in self.submissions:
             return self.submissions[code].status
