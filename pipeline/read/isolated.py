@@ -59,7 +59,8 @@ def read_one(path: Path | str, form: FormDefinition, limits: Limits = DEFAULT_LI
 def read_bytes(name: str, raw: bytes, sha256: str, form: FormDefinition, limits: Limits = DEFAULT_LIMITS,
                part: str = "", depth: int = 0, received: float | None = None, sender: str = "") -> list[ReadOutcome]:
     """What `raw` holds: a readable file's one outcome, or a container's members' outcomes, depth first."""
-    screened = screen(PurePath(name), limits, raw)
+    named = PurePath(name)
+    screened = screen(named, limits, raw)
     size = len(raw) if part else -1
     if screened.issue is None and screened.kind in CONTAINER_KINDS:
         if depth >= MAX_DEPTH:
@@ -81,7 +82,7 @@ def read_bytes(name: str, raw: bytes, sha256: str, form: FormDefinition, limits:
             issue = make_issue("container_empty", skipped=f" (chỉ có {left_out})" if left_out else "")
             return [ReadOutcome(sha256, ReadResult("rejected", issues=[issue]), part, size, received, sender)]
         return outcomes
-    result = read_submission(PurePath(name), form, limits, raw, screened)
+    result = read_submission(named, form, limits, raw, screened)
     return [ReadOutcome(sha256, result, part, size, received, sender)]
 
 

@@ -101,7 +101,7 @@ def read_submission(path: PurePath | str, form: FormDefinition, limits: Limits =
     `screened`, when given, is what `screen` already said of these bytes. Containers (zip, mail) are
     the caller's to open (pipeline.read.isolated): here they are one more kind this reader cannot read.
     """
-    path = PurePath(path)
+    path = path if isinstance(path, PurePath) else PurePath(path)
     if raw is None:
         try:
             raw = read_inbox_file(Path(path), limits)
@@ -183,8 +183,8 @@ def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
             skipped.append(make_issue("sheet_too_large", sheet=name,
                                       extent=f"{too_large.height} hàng × {too_large.width} cột"))
             continue
-        texts = _texts(grid)
-        encoding = legacy_detect(texts)
+        texts = _legacy_candidates(grid)
+        encoding = legacy_detect(texts) if texts else None
         uppercase = False
         if encoding is not None or _maybe_legacy(texts):
             # The characters alone may not be conclusive (a few words): a legacy font the file declares is.
@@ -284,8 +284,21 @@ def _maybe_legacy(texts: list[str]) -> bool:
     return bool(joined) and _VIETNAMESE_BEYOND_LATIN1.search(joined) is None
 
 
-def _texts(grid: list[list[Any]]) -> list[str]:
-    return [value for row in grid[:MAX_SCAN_ROWS] for value in row if isinstance(value, str) and value]
+# Characters of Latin-1 that Vietnamese text never holds (all but its letters à á â ã è é ê ì í ò ó ô õ ù ú ý):
+# legacy text always has some (TCVN3's µ § ¸ ¬ …, VNI's ø ï ñ û …). A sheet without any is not looked at further.
+_NOT_VIETNAMESE_LATIN1 = re.compile("[\u0080-\u00bf\u00c4-\u00c7\u00cb\u00ce-\u00d1\u00d6-\u00d8\u00db"
+                                    "\u00dc\u00de-\u00df\u00e4-\u00e7\u00eb\u00ee-\u00f1\u00f6-\u00f8"
+                                    "\u00fb\u00fc\u00fe\u00ff]")
+
+
+def _legacy_candidates(grid: list[list[Any]]) -> list[str]:
+    """The sheet's texts beyond ASCII when one of them may be legacy text; [] otherwise (nearly every
+    sheet: the check costs a scan of its text cells, not a judgement of every word)."""
+    texts = [value for row in grid[:MAX_SCAN_ROWS] for value in row
+             if type(value) is str and value and not value.isascii()]
+    if texts and _NOT_VIETNAMESE_LATIN1.search("".join(texts)):
+        return texts
+    return []
 
 
 def _with_numbers(found: list[FoundForm]) -> list[FoundForm]:
