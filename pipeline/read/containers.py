@@ -11,18 +11,18 @@ Nothing here parses a member: the reader screens and reads each one as it would 
 
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
 import io
 import struct
 import zipfile
 from dataclasses import dataclass, field
-from email.message import Message
+from typing import TYPE_CHECKING
 
 from pipeline.core.issues import Issue, make_issue
 from pipeline.core.textnorm import display_name
 from pipeline.read.screen import Limits
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 MAX_MEMBERS = 100  # members of one container: a unit's reply carries a few; a mail of 500 is not a report
 MAX_DEPTH = 3  # containers inside containers (mail → forwarded mail → zip)
@@ -154,6 +154,10 @@ def _mb(size: int) -> str:
 # ---------------------------------------------------------------- mail
 
 def _open_mail(data: bytes, limits: Limits) -> Opened:
+    # deferred: the email package (~10 ms to import) loads in a reader only when a saved mail arrives
+    import email
+    import email.policy
+
     message = email.message_from_bytes(data, policy=email.policy.default)
     return _mail_members(message, limits)
 
@@ -194,7 +198,7 @@ def _payload(part: Message) -> bytes:
     """An attachment's bytes; a forwarded message (message/rfc822) as the message it is."""
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+        if isinstance(inner, list) and inner and hasattr(inner[0], "as_bytes"):
             return inner[0].as_bytes()
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
@@ -215,11 +219,15 @@ def _attachment_name(part: Message) -> str:
 
 
 def _sender(message: Message) -> str:
+    import email.utils  # deferred with the email package, above
+
     address = email.utils.parseaddr(str(message.get("From", "")))[1]
     return address.strip().lower()
 
 
 def _date(message: Message) -> float | None:
+    import email.utils  # deferred with the email package, above
+
     value = message.get("Date")
     if not value:
         return None
@@ -236,6 +244,8 @@ def _date(message: Message) -> float | None:
 
 def _open_msg(data: bytes, limits: Limits) -> Opened:
     # deferred: extract_msg (and its dependencies) load only when an Outlook message arrives
+    import email.utils
+
     import extract_msg
 
     message = extract_msg.openMsg(io.BytesIO(data))

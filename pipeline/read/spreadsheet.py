@@ -183,24 +183,33 @@ def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
             skipped.append(make_issue("sheet_too_large", sheet=name,
                                       extent=f"{too_large.height} hàng × {too_large.width} cột"))
             continue
-        texts = _legacy_candidates(grid)
-        encoding = legacy_detect(texts) if texts else None
-        uppercase = False
-        if encoding is not None or _maybe_legacy(texts):
-            # The characters alone may not be conclusive (a few words): a legacy font the file declares is.
-            # And text typed in .VnTimeH shows in capitals: only the fonts say so.
-            if declared_fonts is None:
-                declared_fonts = _legacy_fonts(kind, data)
-            encodings = {e for e, _ in declared_fonts}
-            if encoding is None and len(encodings) == 1:
-                encoding = next(iter(encodings))
-            uppercase = bool(declared_fonts) and all(u for e, u in declared_fonts if e == encoding) and \
-                any(e == encoding for e, _ in declared_fonts)
-        if encoding is not None:
-            grid = convert_grid(grid, encoding, uppercase)
+        encoding: str | None = None
         located = locate_form(grid, merged, form, name)
-        if located is None:
-            located = _locate_transposed(grid, merged, form, name)
+        if isinstance(located, RawForm):
+            # The form's labels read as they are (nearly every file): only its unit line may be legacy text.
+            line_encoding = legacy_detect([located.unit_line]) if not located.unit_line.isascii() else None
+            if line_encoding is not None:
+                located.unit_line = to_unicode(located.unit_line, line_encoding)
+                legacy.add(line_encoding)
+        else:
+            texts = _legacy_candidates(grid)
+            encoding = legacy_detect(texts) if texts else None
+            uppercase = False
+            if encoding is not None or _maybe_legacy(texts):
+                # The characters alone may not be conclusive (a few words): a legacy font the file declares
+                # is. And text typed in .VnTimeH shows in capitals: only the fonts say so.
+                if declared_fonts is None:
+                    declared_fonts = _legacy_fonts(kind, data)
+                encodings = {e for e, _ in declared_fonts}
+                if encoding is None and len(encodings) == 1:
+                    encoding = next(iter(encodings))
+                uppercase = bool(declared_fonts) and all(u for e, u in declared_fonts if e == encoding) and \
+                    any(e == encoding for e, _ in declared_fonts)
+            if encoding is not None:
+                grid = convert_grid(grid, encoding, uppercase)
+                located = locate_form(grid, merged, form, name)
+            if located is None:
+                located = _locate_transposed(grid, merged, form, name)
         if located is None:
             continue
         if isinstance(located, tuple):
