@@ -187,7 +187,9 @@ def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
         located = locate_form(grid, merged, form, name)
         if isinstance(located, RawForm):
             # The form's labels read as they are (nearly every file): only its unit line may be legacy text.
-            line_encoding = legacy_detect([located.unit_line]) if not located.unit_line.isascii() else None
+            line = located.unit_line
+            suspect = not line.isascii() and _NOT_VIETNAMESE_LATIN1.search(line)
+            line_encoding = legacy_detect([line]) if suspect else None
             if line_encoding is not None:
                 located.unit_line = to_unicode(located.unit_line, line_encoding)
                 legacy.add(line_encoding)
@@ -223,7 +225,8 @@ def _read_book(book: Any, kind: str, data: bytes, oversized: tuple[str, ...],
             sheet_parts = sheet_parts or _ooxml_sheet_parts(data)
             _mark_formulas(data, sheet_parts.get(name, ""), located)
         found.append(FoundForm(located, structure_issues(located, form)))
-    found = _with_numbers(found)
+    if len(found) > 1:
+        found = _with_numbers(found)
     issues.extend(make_issue("legacy_font", encoding=LEGACY_NAMES.get(e, e)) for e in sorted(legacy))
     if found:
         return ReadResult(format=kind, found=found, issues=issues, sheets=tuple(visible), token=token)
@@ -319,11 +322,14 @@ def _with_numbers(found: list[FoundForm]) -> list[FoundForm]:
 
 def _locate_transposed(grid: list[list[Any]], merged: list, form: FormDefinition, name: str) -> RawForm | None:
     """The form with years across and metrics down (every row and column labelled): located on the
-    transposed grid, then every address put back where it is on the sheet."""
-    width = max((len(row) for row in grid[:MAX_SCAN_ROWS]), default=0)
-    if width == 0:
-        return None
+    transposed grid, then every address put back where it is on the sheet. Only a sheet with two of the
+    form's years side by side in a row is worth turning (an instruction sheet is not)."""
     rows = grid[:MAX_SCAN_ROWS]
+    years = set(form.years)
+    if not any(sum(1 for value in row if value != "" and (type(value) is not str or len(value) <= 12)
+                   and year_of(value) in years) >= 2 for row in rows):
+        return None
+    width = max((len(row) for row in rows), default=0)
     flipped = [[row[c] if c < len(row) else "" for row in rows] for c in range(width)]
     flipped_merges = [((c0, r0), (c1, r1)) for (r0, c0), (r1, c1) in merged]
     located = locate_form(flipped, flipped_merges, form, name)

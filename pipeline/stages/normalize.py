@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -225,10 +225,10 @@ def prepared(read: ReadOutcome, form: FormDefinition) -> list[Submission]:
     """The submissions of one reading: one per copy of the form found, or one saying why there is none."""
     result = read.result
     sheets = tuple(printable(s) for s in result.sheets)
-    where = replace(_ORIGIN, part=printable(read.part), size=read.size, received=read.received, sender=read.sender)
+    part = printable(read.part) if read.part else ""
     if not result.found:
-        return [replace(where, sha256=read.sha256, format=result.format, sheets=sheets, issues=tuple(result.issues),
-                        token=result.token)]
+        return [Submission(read.sha256, result.format, sheets, tuple(result.issues), result.token, part=part,
+                           size=read.size, received=read.received, sender=read.sender)]
     submissions = []
     for found in result.found:
         located = found.form
@@ -239,14 +239,12 @@ def prepared(read: ReadOutcome, form: FormDefinition) -> list[Submission]:
         # several copies in a workbook is kept always, as reading the file again would not say which.
         doubtful = bool(read.part) or len(result.found) > 1 or any(
             i.severity != "info" for i in (*issues, *numbers.issues))
-        submissions.append(replace(where, sha256=read.sha256, format=result.format, sheets=sheets, issues=issues,
-                                   token=result.token, sheet=printable(located.sheet), unit_line=located.unit_line,
-                                   unit_line_cell=located.unit_line_cell, numbers=numbers,
-                                   grid=located.grid if doubtful else None))
+        submissions.append(Submission(read.sha256, result.format, sheets, issues, result.token,
+                                      sheet=printable(located.sheet), unit_line=located.unit_line,
+                                      unit_line_cell=located.unit_line_cell, numbers=numbers,
+                                      grid=located.grid if doubtful else None, part=part, size=read.size,
+                                      received=read.received, sender=read.sender))
     return submissions
-
-
-_ORIGIN = Submission("", "")  # a blank record, filled in with dataclasses.replace
 
 
 def failed_submission(failed: Failed) -> tuple[Submission, ...]:
