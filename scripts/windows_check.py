@@ -35,16 +35,9 @@ SUMMARY_TIMES = {"created", "run", "run_name", "timings", "generated_at", "start
 
 
 def sample_inbox(folder: Path) -> Path:
-    from conftest import SAMPLE_EXPECTED, set_mtime
+    from conftest import copy_sample_inbox
 
-    from pipeline.core.textnorm import nfc
-
-    inbox = folder / "sample"
-    shutil.copytree(ROOT / "inbox", inbox)
-    on_disk = {nfc(p.name): p for p in inbox.iterdir()}
-    for name, entry in SAMPLE_EXPECTED["files"].items():
-        set_mtime(on_disk[name], datetime.fromisoformat(entry["mtime"]).timestamp())
-    return inbox
+    return copy_sample_inbox(folder / "sample")
 
 
 def hostile_inbox(folder: Path) -> Path:

@@ -82,22 +82,36 @@ def sample_submissions(document: dict = SAMPLE_EXPECTED) -> dict[tuple[str, str 
     return rows
 
 
-def run_sample_inbox(base: Path) -> Path:
-    """The bundled inbox copied under `base` with the answer key's mtimes (git keeps none), run by the CLI."""
-    from click.testing import CliRunner
-
-    from pipeline.cli import main
+def copy_sample_inbox(inbox: Path) -> Path:
+    """The bundled inbox copied to `inbox`, with the answer key's mtimes (git keeps none)."""
     from pipeline.core.textnorm import nfc
 
-    inbox = base / "inbox"
     shutil.copytree(ROOT / "inbox", inbox)
     on_disk = {nfc(p.name): p for p in inbox.iterdir()}
     for name, entry in SAMPLE_EXPECTED["files"].items():
         set_mtime(on_disk[name], datetime.fromisoformat(entry["mtime"]).timestamp())
-    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(base / "outbox"),
-                                       "--registry", str(REGISTRY)])
+    return inbox
+
+
+def run_sample_inbox(base: Path) -> Path:
+    """The bundled inbox copied under `base` with its received times, run by the CLI."""
+    csvs, folder = run_inbox(copy_sample_inbox(base / "inbox"), base)
+    return folder
+
+
+def run_inbox(inbox: Path, base: Path) -> tuple[dict[str, list[dict[str, str]]], Path]:
+    """`tonghop run` over `inbox` (CliRunner) into `base/outbox`: its CSVs by name, and its run folder."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    outbox = base / "outbox"
+    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(outbox), "--registry",
+                                       str(REGISTRY)])
     assert result.exit_code == 0, result.output
-    return only_run_folder(base / "outbox")
+    folder = only_run_folder(outbox)
+    return {name: read_csv(folder / f"{name}.csv") for name in ("submissions", "values", "issues")}, folder
+
 
 
 def formula_parts(workbook: Path | bytes) -> list[str]:

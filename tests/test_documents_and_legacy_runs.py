@@ -13,24 +13,13 @@ import docx
 import openpyxl
 import pytest
 from builders import FormSpec, default_values, write_openpyxl
-from click.testing import CliRunner
-from conftest import REGISTRY, only_run_folder, read_csv
+from conftest import run_inbox as run
 from test_word_reader import FORM, build_plan
 
-from pipeline.cli import main
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 METRICS = ("members_total", "outstanding_members", "quota_assigned", "admitted_pupils", "admitted_students",
            "admitted_workers_state", "admitted_workers_private")
-
-
-def run(inbox: Path, tmp_path: Path):
-    outbox = tmp_path / "outbox"
-    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(outbox), "--registry",
-                                       str(REGISTRY)])
-    assert result.exit_code == 0, result.output
-    folder = only_run_folder(outbox)
-    return {name: read_csv(folder / f"{name}.csv") for name in ("submissions", "values", "issues")}, folder
 
 
 def values_of(csvs, unit: str) -> dict[tuple[int, str], int]:
@@ -49,13 +38,6 @@ def soffice_convert(source: Path, target: str, outdir: Path) -> Path:
                     "--convert-to", target, "--outdir", str(outdir), str(source)],
                    check=True, capture_output=True, timeout=180)
     return outdir / f"{source.stem}.{target}"
-
-
-@pytest.fixture
-def inbox(tmp_path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
 
 
 # ---------------------------------------------------------------- Word

@@ -15,10 +15,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 from builders import BLANK_UNIT_LINE, FormSpec, default_values, write_openpyxl
-from click.testing import CliRunner
-from conftest import REGISTRY, only_run_folder, read_csv, set_mtime
+from conftest import run_inbox, set_mtime
 
-from pipeline.cli import main
 from pipeline.read.containers import zip_member_name
 
 RECEIVED = datetime(2024, 2, 6, 9, 30).timestamp()
@@ -40,12 +38,7 @@ def run(inbox: Path, tmp_path: Path) -> tuple[dict[str, list[dict[str, str]]], P
     for path in inbox.rglob("*"):
         if path.is_file():
             set_mtime(path, RECEIVED)
-    outbox = tmp_path / "outbox"
-    result = CliRunner().invoke(main, ["run", "--inbox", str(inbox), "--outbox", str(outbox), "--registry",
-                                       str(REGISTRY)])
-    assert result.exit_code == 0, result.output
-    folder = only_run_folder(outbox)
-    return {name: read_csv(folder / f"{name}.csv") for name in ("submissions", "values", "issues")}, folder
+    return run_inbox(inbox, tmp_path)
 
 
 def rows_by_file(csvs) -> dict[str, list[dict[str, str]]]:
@@ -62,13 +55,6 @@ def value(csvs, unit: str, year: int, metric: str) -> int:
 
 def codes(csvs, unit: str) -> set[str]:
     return {r["code"] for r in csvs["issues"] if r["unit_code"] == unit}
-
-
-@pytest.fixture
-def inbox(tmp_path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
 
 
 # ---------------------------------------------------------------- archives

@@ -612,38 +612,40 @@ def run_program(argv: list[str], cwd: Path, env: dict[str, str], timeout: float)
     (POSIX: a new session; Windows: a new process group), with no console input or output, and its
     whole tree is killed on the way out, whether it finished, timed out or this thread was interrupted,
     so no LibreOffice outlives the call (nor a helper it left behind)."""
+    # Its own process group, so that its whole tree can be stopped (soffice.exe starts soffice.bin).
+    group: dict[str, Any]
     if sys.platform == "win32":
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, creationflags=flags)
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        finally:
-            if process.poll() is None:
-                try:  # the tree first (soffice.exe starts soffice.bin), then the program itself
-                    subprocess.run(["taskkill", "/PID", str(process.pid), "/T", "/F"], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False,
-                                   creationflags=subprocess.CREATE_NO_WINDOW)
-                except (OSError, subprocess.SubprocessError):
-                    pass
-                process.kill()
-                process.wait()
+        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+    else:
+        group = {"start_new_session": True}
     process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+                               stderr=subprocess.DEVNULL, **group)
     try:
         return process.wait(timeout)
     except subprocess.TimeoutExpired:
         return None
     finally:
+        _kill_tree(process)
+
+
+def _kill_tree(process: Any) -> None:
+    if sys.platform == "win32":
+        if process.poll() is None:
+            try:  # the tree first, then the program itself
+                subprocess.run(["taskkill", "/PID", str(process.pid), "/T", "/F"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False,
+                               creationflags=subprocess.CREATE_NO_WINDOW)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            process.kill()
+    else:
         try:
-            # The session leader's pid is the group's id. SIGKILL leaves no code of theirs to run:
-            # what is left of the tree is, at most, processes being torn down and zombies for init.
+            # The session leader's pid is the group's id, even once it has exited: helpers it left behind
+            # go too. SIGKILL leaves no code of theirs to run.
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        process.wait()
+    process.wait()
 
 
 # ---------------------------------------------------------------- one call in a forked child

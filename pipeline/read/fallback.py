@@ -152,7 +152,20 @@ class _OdsSheet:
     width: int = 0
 
 
-class OdsBook:
+class ParsedBook:
+    """The sheet listing of a reader that parses the whole file up front into `_sheets` (name → a sheet
+    with `name` and `visible`)."""
+
+    _sheets: dict[str, Any]
+
+    def visible_sheets(self) -> list[str]:
+        return [s.name for s in self._sheets.values() if s.visible]
+
+    def sheet_names(self) -> list[str]:
+        return list(self._sheets)
+
+
+class OdsBook(ParsedBook):
     """A streaming content.xml reader: repeated rows and columns are counted, never materialised blank."""
 
     def __init__(self, path: Source, max_rows: int = 2_000, max_columns: int = 1_024) -> None:
@@ -209,12 +222,6 @@ class OdsBook:
                     self._sheets[sheet.name] = sheet
                     sheet = None
                     element.clear()
-
-    def visible_sheets(self) -> list[str]:
-        return [s.name for s in self._sheets.values() if s.visible]
-
-    def sheet_names(self) -> list[str]:
-        return list(self._sheets)
 
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]:
         sheet = self._sheets[name]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from pipeline.read.fallback import FormulaWithoutValue, Grid, Merge, SheetTooLarge
+from pipeline.read.fallback import FormulaWithoutValue, Grid, Merge, ParsedBook, SheetTooLarge
 
 SPREADSHEET_NS = "urn:schemas-microsoft-com:office:spreadsheet"
 _EXCEL_NS = "urn:schemas-microsoft-com:office:excel"
@@ -74,7 +74,7 @@ class _Sheet:
     width: int = 0
 
 
-class Xml2003Book:
+class Xml2003Book(ParsedBook):
     """A parsed SpreadsheetML 2003 workbook. `max_rows` rows and `max_columns` columns of each sheet are
     kept; values beyond are counted (a sheet's height and width), not kept, and `grid` refuses a sheet
     wider than `max_columns`."""
@@ -91,12 +91,6 @@ class Xml2003Book:
         if not target.root_seen:
             raise ValueError("not an Excel 2003 XML workbook: the document has no Workbook element")
         self._sheets = target.sheets
-
-    def visible_sheets(self) -> list[str]:
-        return [s.name for s in self._sheets.values() if s.visible]
-
-    def sheet_names(self) -> list[str]:
-        return list(self._sheets)
 
     def grid(self, name: str, max_rows: int, max_cells: int, max_columns: int) -> tuple[Grid, list[Merge]]:
         sheet = self._sheets[name]
