@@ -63,7 +63,7 @@ def process(files: list[InboxFile], options: Options, registry: Registry | None 
     checks = validate_all(entries, submissions, findings, registry, form)
     assessed = [assess(*parts, options.settings.deadline)
                 for parts in zip(entries, submissions, findings, checks, strict=True)]
-    assessed = signed_copies(assessed)
+    assessed = mark_non_reports(assessed)
     by_file: dict[str, list[FileOutcome]] = {}
     for outcome in assessed:
         by_file.setdefault(str(outcome.path), []).append(outcome)
@@ -96,7 +96,7 @@ def submission_entries(files: Sequence[InboxFile], per_file: Sequence[Sequence[S
 _NOT_A_FORM = {"file_text": "văn bản", "file_html": "trang web", "file_not_spreadsheet": "không rõ định dạng"}
 
 
-def signed_copies(outcomes: list[FileOutcome]) -> list[FileOutcome]:
+def mark_non_reports(outcomes: list[FileOutcome]) -> list[FileOutcome]:
     """Scans and photos (PDF, images) never count as a report: each is recorded against the unit it names
     (or the unit of the report it came with, in one mail or archive) as that unit's signed copy, or
     listed as not a report when it names none. So is a note or a web page that does not claim to be a

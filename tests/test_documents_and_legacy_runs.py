@@ -14,6 +14,7 @@ import openpyxl
 import pytest
 from builders import FormSpec, default_values, write_openpyxl
 from conftest import run_inbox as run
+from test_legacy_encodings import vni_spelling  # the published VNI scheme, spelled independently of the tables
 from test_word_reader import FORM, build_plan
 
 
@@ -109,13 +110,6 @@ def tcvn3(text: str) -> str:
     return done.stdout.decode("latin-1")
 
 
-def vni(text: str) -> str:
-    from pipeline.core.legacy import _table  # the reverse of the shipped table, checked in test_legacy_encodings
-
-    reverse = {target: source for source, target in _table("vni").mapping.items()}
-    return "".join(reverse.get(ch, ch) for ch in unicodedata.normalize("NFC", text))
-
-
 def legacy_workbook(path: Path, convert, font: str, unit_line: str, seed: str) -> dict[tuple[int, str], int]:
     form = FormSpec(unit_line=unit_line, values=default_values(seed))
     write_openpyxl(form, path)
@@ -144,7 +138,7 @@ def test_a_workbook_typed_in_tcvn3_is_read_converted_with_a_note(inbox, tmp_path
 
 
 def test_a_workbook_typed_in_vni_is_read_converted_with_a_note(inbox, tmp_path):
-    expected = legacy_workbook(inbox / "PhuGiao.xlsx", vni, "VNI-Times", "BCH HUYỆN ĐOÀN PHÚ GIÁO", "pg")
+    expected = legacy_workbook(inbox / "PhuGiao.xlsx", vni_spelling, "VNI-Times", "BCH HUYỆN ĐOÀN PHÚ GIÁO", "pg")
     csvs, _ = run(inbox, tmp_path)
     [row] = csvs["submissions"][:1]
     assert (row["unit_code"], row["status"]) == ("PG", "accepted"), csvs["issues"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
@@ -151,23 +152,14 @@ def test_a_mail_with_500_attachments_is_refused_in_one_line(inbox, tmp_path):
 
 # ---------------------------------------------------------------- one workbook, several forms
 
-def two_sheet_workbook(path: Path, first: FormSpec, second: FormSpec, tmp_path: Path) -> Path:
-    one = openpyxl.load_workbook(io.BytesIO(form_bytes(first, tmp_path, "a.xlsx")))
-    two = openpyxl.load_workbook(io.BytesIO(form_bytes(second, tmp_path, "b.xlsx")))
-    target = one.create_sheet(second.sheet_name)
-    for row in two.active.iter_rows():
-        for cell in row:
-            target.cell(row=cell.row, column=cell.column, value=cell.value)
-    for merged in two.active.merged_cells.ranges:
-        target.merge_cells(str(merged))
-    one.save(path)
-    return path
+def two_sheet_workbook(path: Path, first: FormSpec, second: FormSpec) -> Path:
+    return write_openpyxl(replace(first, more_forms=[second]), path)
 
 
 def test_two_units_forms_in_one_workbook_are_two_submissions(inbox, tmp_path):
     own = spec("BCH ĐOÀN KHỐI DOANH NGHIỆP TỈNH", "kdn", sheet_name="Đoàn Khối")
     member = spec("BCH ĐOÀN THANH NIÊN CÔNG AN TỈNH", "ca", sheet_name="Công an")
-    two_sheet_workbook(inbox / "Khoi DN gui kem.xlsx", own, member, tmp_path)
+    two_sheet_workbook(inbox / "Khoi DN gui kem.xlsx", own, member)
     csvs, _ = run(inbox, tmp_path)
     rows = rows_by_file(csvs)["Khoi DN gui kem.xlsx"]
     assert [(r["unit_code"], r["status"], r["sheet"]) for r in rows] == [
@@ -179,7 +171,7 @@ def test_two_units_forms_in_one_workbook_are_two_submissions(inbox, tmp_path):
 def test_a_workbook_naming_one_unit_twice_takes_the_last_sheet_with_a_warning(inbox, tmp_path):
     draft = spec("BCH HUYỆN ĐOÀN PHÚ GIÁO", "draft", sheet_name="Bản nháp")
     final = spec("BCH HUYỆN ĐOÀN PHÚ GIÁO", "final", sheet_name="Bản chính")
-    two_sheet_workbook(inbox / "PhuGiao.xlsx", draft, final, tmp_path)
+    two_sheet_workbook(inbox / "PhuGiao.xlsx", draft, final)
     csvs, _ = run(inbox, tmp_path)
     rows = rows_by_file(csvs)["PhuGiao.xlsx"]
     assert [(r["status"], r["sheet"]) for r in rows] == [("superseded", "Bản nháp"), ("accepted", "Bản chính")]

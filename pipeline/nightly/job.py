@@ -327,7 +327,7 @@ def summary_for_mail(consolidation: Consolidation, run_name: str):
 
     c = consolidation
     names = {u.code: u.name for u in c.registry.units}
-    scans = c.scan_only()
+    scans = c.scan_only
     rejected = [(code, names.get(code, code), f"{o.errors} lỗi") for code, o in c.submissions.items()
                 if o.status == "rejected"]
     quota: dict[int, tuple[int | None, int | None, float | None, str]] = {}

@@ -36,7 +36,7 @@ def unit_state(consolidation: Consolidation, code: str) -> str:
     signed scan or photo arrived) | missing. A unit that sent anything is never "missing"."""
     submission = consolidation.submissions.get(code)
     if submission is None:
-        return "scan_only" if code in consolidation.scan_only() else "missing"
+        return "scan_only" if code in consolidation.scan_only else "missing"
     if submission.status == "rejected":
         return "rejected" if submission.sheet else "unreadable"
     return "warnings" if submission.warnings else "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -177,9 +178,12 @@ class Consolidation:
     def accepted(self) -> list[FileOutcome]:
         return [f for f in self.submissions.values() if f.status == "accepted"]
 
-    def scan_only(self) -> set[str]:
-        """Units with no report but a scan or photo (their signed copy): sent something, not "missing"."""
-        return {o.unit for o in self.files if o.unit and o.status == "ignored" and o.unit in self.missing}
+    @cached_property
+    def scan_only(self) -> frozenset[str]:
+        """Units with no report but a scan or photo (their signed copy): sent something, not "missing".
+        Worked out once: the status sheet asks for every missing unit."""
+        missing = set(self.missing)
+        return frozenset(o.unit for o in self.files if o.unit and o.status == "ignored" and o.unit in missing)
 
     def unit_status(self, code: str) -> str:
         if code in self.submissions:
